@@ -1,0 +1,172 @@
+//! Tandem's data layer.
+//!
+//! Handlers talk to [`Database`], a set of small repository traits. There is
+//! one implementation per engine — [`sqlite::SqliteDatabase`] for the embedded
+//! mode and [`postgres::PostgresDatabase`] for the distributed one — each with
+//! its own migrations under `migrations/`. [`connect`] picks one from the
+//! configured URL, once, at start-up.
+
+pub mod models;
+pub mod postgres;
+mod rows;
+mod shared;
+pub mod sqlite;
+
+use std::{fmt, path::Path, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use models::*;
+
+/// Errors from the data layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique constraint was hit; the payload names what already exists.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The configured URL names an engine Tandem does not support.
+    #[error("unsupported DATABASE_URL scheme (expected postgres:// or sqlite:)")]
+    UnsupportedUrl,
+}
+
+impl DbError {
+    /// Whether the database is unreachable or saturated (answer 503, not 500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+        )
+    }
+}
+
+/// Accounts and study profiles.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Inserts a user and an empty profile. [`DbError::Conflict`] if the e-mail is taken.
+    async fn create_user(&self, user: &NewUser) -> Result<User, DbError>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, DbError>;
+    /// Login data for a normalized e-mail.
+    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
+    /// Login data for a user id (password change, account deletion).
+    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, DbError>;
+    /// Replaces the password hash.
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+    /// Deletes the account and everything that cascades from it. False if absent.
+    async fn delete_user(&self, id: Uuid) -> Result<bool, DbError>;
+    /// A user with their study profile.
+    async fn profile(&self, id: Uuid) -> Result<Option<(User, Profile)>, DbError>;
+    /// Applies a partial update atomically and returns the new state.
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        update: &ProfileUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Profile)>, DbError>;
+}
+
+/// Login sessions, for deployments without Redis.
+#[async_trait]
+pub trait AuthSessionRepo: Send + Sync {
+    /// Stores a new session.
+    async fn insert_session(&self, session: &AuthSession) -> Result<(), DbError>;
+    /// Loads a session by its (hashed) id.
+    async fn session(&self, id: &str) -> Result<Option<AuthSession>, DbError>;
+    /// Records activity for the idle timeout.
+    async fn touch_session(&self, id: &str, at: DateTime<Utc>) -> Result<(), DbError>;
+    /// Deletes one session of `user_id`; false if there was no such session.
+    async fn delete_session(&self, user_id: Uuid, id: &str) -> Result<bool, DbError>;
+    /// Every stored session of a user, newest first.
+    async fn sessions_for_user(&self, user_id: Uuid) -> Result<Vec<AuthSession>, DbError>;
+    /// Deletes all of a user's sessions except `keep`; returns how many went.
+    async fn delete_sessions_for_user(
+        &self,
+        user_id: Uuid,
+        keep: Option<&str>,
+    ) -> Result<u64, DbError>;
+    /// Purges sessions past their absolute expiry or idle since `idle_before`.
+    async fn delete_expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+    ) -> Result<u64, DbError>;
+}
+
+/// One database engine with every repository Tandem needs.
+#[async_trait]
+pub trait Database: UserRepo + AuthSessionRepo + fmt::Debug {
+    /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    /// Applies this engine's pending migrations (safe to run concurrently).
+    async fn migrate(&self) -> Result<(), DbError>;
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), DbError>;
+}
+
+/// Connection settings shared by both engines.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens the configured database: PostgreSQL for a `postgres://` URL, an
+/// SQLite file for `sqlite:` URLs, and `<data_dir>/tandem.db` when no URL is set.
+pub async fn connect(
+    url: Option<&str>,
+    data_dir: &Path,
+    options: &ConnectOptions,
+) -> Result<Arc<dyn Database>, DbError> {
+    match url {
+        None => {
+            let path = data_dir.join("tandem.db");
+            Ok(Arc::new(
+                sqlite::SqliteDatabase::open(&path, options).await?,
+            ))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+            Arc::new(postgres::PostgresDatabase::connect(url, options).await?),
+        ),
+        Some(url) if url.starts_with("sqlite:") => {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            Ok(Arc::new(
+                sqlite::SqliteDatabase::open(Path::new(path), options).await?,
+            ))
+        }
+        Some(_) => Err(DbError::UnsupportedUrl),
+    }
+}
+
+/// Maps a unique-constraint violation to [`DbError::Conflict`].
+fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
+    move |err| match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Conflict(what),
+        _ => DbError::Sqlx(err),
+    }
+}

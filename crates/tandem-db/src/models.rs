@@ -1,0 +1,204 @@
+//! Domain records as the repositories hand them out.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An account, without its secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct User {
+    /// Stable public id.
+    pub id: Uuid,
+    /// Normalized (trimmed, lower-case) e-mail address.
+    pub email: String,
+    /// Name shown to other students.
+    pub display_name: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What login needs: the user id and the stored argon2id hash.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Whose credentials these are.
+    pub user_id: Uuid,
+    /// PHC-formatted argon2id hash.
+    pub password_hash: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user_id", &self.user_id)
+            .field("password_hash", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A new account to insert; its profile starts empty.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Id chosen by the caller (UUID v7: time-ordered).
+    pub id: Uuid,
+    /// Normalized e-mail address.
+    pub email: String,
+    /// PHC-formatted argon2id hash.
+    pub password_hash: String,
+    /// Name shown to other students.
+    pub display_name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// How far along a student is in their subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Just starting out.
+    Beginner,
+    /// Comfortable with the basics.
+    Intermediate,
+    /// Deep in the subject.
+    Advanced,
+}
+
+/// How a student likes to study with a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StudyStyle {
+    /// Quiet co-working, cameras on, little talk.
+    Quiet,
+    /// Explaining and discussing problems together.
+    Discussion,
+    /// A mix of both.
+    Mixed,
+}
+
+/// Day of the week, Monday first (ISO 8601).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// A time of day with minute precision, written `"HH:MM"` (00:00–24:00).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ToSchema)]
+#[schema(value_type = String, example = "18:30")]
+pub struct TimeOfDay(u16);
+
+impl TimeOfDay {
+    /// Minutes since midnight.
+    pub fn minutes(self) -> u16 {
+        self.0
+    }
+
+    /// Parses `"HH:MM"`; `"24:00"` is allowed as the end of a day.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (h, m) = text.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        match (h, m) {
+            (24, 0) => Some(Self(24 * 60)),
+            (0..=23, 0..=59) => Some(Self(h * 60 + m)),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for TimeOfDay {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:02}:{:02}", self.0 / 60, self.0 % 60))
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeOfDay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid time {text:?}, expected \"HH:MM\""))
+        })
+    }
+}
+
+/// A weekly slot when the student is usually free, in their own timezone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityWindow {
+    /// Day of the week.
+    pub day: Weekday,
+    /// Start time, inclusive.
+    pub start: TimeOfDay,
+    /// End time, exclusive; after `start`.
+    pub end: TimeOfDay,
+}
+
+/// The study profile partners are matched on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Profile {
+    /// Subjects the student studies, as typed by them.
+    pub subjects: Vec<String>,
+    /// Overall level.
+    pub level: Option<Level>,
+    /// Free-text goals ("pass the bar exam in June").
+    pub goals: String,
+    /// Preferred way of studying together.
+    pub study_style: Option<StudyStyle>,
+    /// IANA timezone name, e.g. `Europe/Berlin`.
+    pub timezone: String,
+    /// Weekly availability in `timezone`.
+    pub availability: Vec<AvailabilityWindow>,
+    /// Short self-description.
+    pub bio: String,
+    /// Avatar image URL, if any.
+    pub avatar_url: Option<String>,
+    /// Last profile change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A partial profile update: `None` leaves a field unchanged; for nullable
+/// fields `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+#[allow(missing_docs)]
+pub struct ProfileUpdate {
+    pub display_name: Option<String>,
+    pub subjects: Option<Vec<String>>,
+    pub level: Option<Option<Level>>,
+    pub goals: Option<String>,
+    pub study_style: Option<Option<StudyStyle>>,
+    pub timezone: Option<String>,
+    pub availability: Option<Vec<AvailabilityWindow>>,
+    pub bio: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+}
+
+/// A server-side login session. The id is the SHA-256 of the cookie token,
+/// so it can be shown to its owner (device list) without exposing the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthSession {
+    /// Hex SHA-256 of the cookie token.
+    pub id: String,
+    /// Who is logged in.
+    pub user_id: Uuid,
+    /// Login time.
+    pub created_at: DateTime<Utc>,
+    /// Last request seen (updated at most once per touch interval).
+    pub last_seen_at: DateTime<Utc>,
+    /// Absolute expiry, fixed at login.
+    pub expires_at: DateTime<Utc>,
+    /// Browser's User-Agent at login, truncated.
+    pub user_agent: Option<String>,
+    /// Client IP at login.
+    pub ip: Option<String>,
+}

@@ -1,0 +1,290 @@
+//! Queries whose SQL is the same on SQLite and PostgreSQL.
+//!
+//! Both engines accept `$n` placeholders, `RETURNING` and `ON CONFLICT`, and
+//! sqlx maps our column types (UUID/BLOB, TIMESTAMPTZ/TEXT, JSONB/TEXT) to the
+//! same Rust types, so each query is written once here and instantiated for
+//! both engines. Engine-specific SQL lives in `sqlite.rs` / `postgres.rs`.
+
+/// Implements [`crate::UserRepo`] and [`crate::AuthSessionRepo`] for a struct
+/// with a `pool: sqlx::Pool<_>` field.
+macro_rules! impl_shared_repos {
+    ($db:ty) => {
+        const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.created_at";
+        const PROFILE_SELECT: &str = "SELECT u.id, u.email, u.display_name, u.created_at, \
+             p.subjects, p.level, p.goals, p.study_style, p.timezone, p.availability, \
+             p.bio, p.avatar_url, p.updated_at \
+             FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = $1";
+        const SESSION_COLUMNS: &str =
+            "id, user_id, created_at, last_seen_at, expires_at, user_agent, ip";
+
+        #[async_trait::async_trait]
+        impl $crate::UserRepo for $db {
+            async fn create_user(
+                &self,
+                user: &$crate::NewUser,
+            ) -> Result<$crate::User, $crate::DbError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO users (id, email, password_hash, display_name, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(user.id)
+                .bind(&user.email)
+                .bind(&user.password_hash)
+                .bind(&user.display_name)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::conflict_as("an account with this e-mail"))?;
+                sqlx::query("INSERT INTO profiles (user_id, updated_at) VALUES ($1, $2)")
+                    .bind(user.id)
+                    .bind(user.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok($crate::User {
+                    id: user.id,
+                    email: user.email.clone(),
+                    display_name: user.display_name.clone(),
+                    created_at: user.created_at,
+                })
+            }
+
+            async fn user_by_id(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::User>, $crate::DbError> {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+                let row: Option<$crate::rows::UserRow> =
+                    sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn credentials_by_email(
+                &self,
+                email: &str,
+            ) -> Result<Option<$crate::Credentials>, $crate::DbError> {
+                let row: Option<(uuid::Uuid, String)> =
+                    sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
+                        .bind(email)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(user_id, password_hash)| $crate::Credentials {
+                    user_id,
+                    password_hash,
+                }))
+            }
+
+            async fn credentials_by_id(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::Credentials>, $crate::DbError> {
+                let row: Option<(uuid::Uuid, String)> =
+                    sqlx::query_as("SELECT id, password_hash FROM users WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(user_id, password_hash)| $crate::Credentials {
+                    user_id,
+                    password_hash,
+                }))
+            }
+
+            async fn set_password_hash(
+                &self,
+                id: uuid::Uuid,
+                hash: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::DbError> {
+                sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_user(&self, id: uuid::Uuid) -> Result<bool, $crate::DbError> {
+                let done = sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn profile(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<($crate::User, $crate::Profile)>, $crate::DbError> {
+                let row: Option<$crate::rows::ProfileRow> = sqlx::query_as(PROFILE_SELECT)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn update_profile(
+                &self,
+                id: uuid::Uuid,
+                u: &$crate::ProfileUpdate,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<($crate::User, $crate::Profile)>, $crate::DbError> {
+                use $crate::rows::enum_to_text;
+                use sqlx::types::Json;
+                let mut tx = self.pool.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE users SET display_name = COALESCE($2, display_name), updated_at = $3 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(u.display_name.as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if changed.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                sqlx::query(
+                    "UPDATE profiles SET \
+                       subjects = COALESCE($2, subjects), \
+                       level = CASE WHEN $3 THEN $4 ELSE level END, \
+                       goals = COALESCE($5, goals), \
+                       study_style = CASE WHEN $6 THEN $7 ELSE study_style END, \
+                       timezone = COALESCE($8, timezone), \
+                       availability = COALESCE($9, availability), \
+                       bio = COALESCE($10, bio), \
+                       avatar_url = CASE WHEN $11 THEN $12 ELSE avatar_url END, \
+                       updated_at = $13 \
+                     WHERE user_id = $1",
+                )
+                .bind(id)
+                .bind(u.subjects.as_ref().map(Json))
+                .bind(u.level.is_some())
+                .bind(u.level.flatten().as_ref().and_then(enum_to_text))
+                .bind(u.goals.as_deref())
+                .bind(u.study_style.is_some())
+                .bind(u.study_style.flatten().as_ref().and_then(enum_to_text))
+                .bind(u.timezone.as_deref())
+                .bind(u.availability.as_ref().map(Json))
+                .bind(u.bio.as_deref())
+                .bind(u.avatar_url.is_some())
+                .bind(u.avatar_url.clone().flatten())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let row: Option<$crate::rows::ProfileRow> = sqlx::query_as(PROFILE_SELECT)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(row.map(Into::into))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AuthSessionRepo for $db {
+            async fn insert_session(
+                &self,
+                s: &$crate::AuthSession,
+            ) -> Result<(), $crate::DbError> {
+                sqlx::query(
+                    "INSERT INTO auth_sessions (id, user_id, created_at, last_seen_at, expires_at, user_agent, ip) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&s.id)
+                .bind(s.user_id)
+                .bind(s.created_at)
+                .bind(s.last_seen_at)
+                .bind(s.expires_at)
+                .bind(s.user_agent.as_deref())
+                .bind(s.ip.as_deref())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::conflict_as("a session with this id"))?;
+                Ok(())
+            }
+
+            async fn session(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::AuthSession>, $crate::DbError> {
+                let sql = format!("SELECT {SESSION_COLUMNS} FROM auth_sessions WHERE id = $1");
+                let row: Option<$crate::rows::SessionRow> =
+                    sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn touch_session(
+                &self,
+                id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::DbError> {
+                sqlx::query("UPDATE auth_sessions SET last_seen_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_session(
+                &self,
+                user_id: uuid::Uuid,
+                id: &str,
+            ) -> Result<bool, $crate::DbError> {
+                let done = sqlx::query("DELETE FROM auth_sessions WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn sessions_for_user(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> Result<Vec<$crate::AuthSession>, $crate::DbError> {
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS} FROM auth_sessions WHERE user_id = $1 \
+                     ORDER BY created_at DESC LIMIT 1000"
+                );
+                let rows: Vec<$crate::rows::SessionRow> =
+                    sqlx::query_as(&sql).bind(user_id).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn delete_sessions_for_user(
+                &self,
+                user_id: uuid::Uuid,
+                keep: Option<&str>,
+            ) -> Result<u64, $crate::DbError> {
+                let done = sqlx::query(
+                    "DELETE FROM auth_sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)",
+                )
+                .bind(user_id)
+                .bind(keep)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn delete_expired_sessions(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                idle_before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, $crate::DbError> {
+                let done = sqlx::query(
+                    "DELETE FROM auth_sessions WHERE expires_at <= $1 OR last_seen_at <= $2",
+                )
+                .bind(now)
+                .bind(idle_before)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_shared_repos;

@@ -1,0 +1,239 @@
+//! Typed configuration, read once at start-up from the environment (and a
+//! `.env` file, loaded by the binary). Every variable is listed, with its
+//! default, in `.env.example`.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use tandem_core::SecretString;
+
+/// Everything Tandem can be told. Secrets are [`SecretString`]s: `Debug`
+/// prints `[REDACTED]`, so logging the config never leaks them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TANDEM_ADDR`: where `serve` listens.
+    pub addr: SocketAddr,
+    /// `TANDEM_DATA_DIR`: the embedded mode's files (SQLite database, archives).
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `postgres://…` for PostgreSQL; unset → SQLite in the data dir.
+    pub database_url: Option<SecretString>,
+    /// `DATABASE_MAX_CONNECTIONS`: pool size per instance.
+    pub database_max_connections: u32,
+    /// `TANDEM_AUTO_MIGRATE`: apply migrations when `serve` starts.
+    pub auto_migrate: bool,
+    /// `REDIS_URL`: enables the distributed mode (sessions, rate limits in Redis).
+    pub redis_url: Option<SecretString>,
+    /// `TANDEM_REDIS_PREFIX`: prefix of every Redis key, so deployments can share a Redis.
+    pub redis_prefix: String,
+    /// `TANDEM_COOKIE_SECURE`: mark the session cookie `Secure` (turn off only for plain http).
+    pub cookie_secure: bool,
+    /// `TANDEM_SESSION_IDLE_TIMEOUT`: a session unused this long ends.
+    pub session_idle_timeout: Duration,
+    /// `TANDEM_SESSION_ABSOLUTE_TIMEOUT`: a session ends this long after login.
+    pub session_absolute_timeout: Duration,
+    /// `TANDEM_TRUST_PROXY`: take the client IP from `X-Forwarded-For` (right-most entry).
+    pub trust_proxy: bool,
+    /// `TANDEM_LOGIN_MAX_PER_ACCOUNT`: failed logins per account per 15 minutes.
+    pub login_max_per_account: u32,
+    /// `TANDEM_LOGIN_MAX_PER_IP`: login attempts per client IP per 15 minutes.
+    pub login_max_per_ip: u32,
+    /// `TANDEM_REGISTER_MAX_PER_IP`: sign-ups per client IP per hour.
+    pub register_max_per_ip: u32,
+    /// `TANDEM_API_MAX_PER_MINUTE`: API requests per client IP per minute, per instance.
+    pub api_max_per_minute: u32,
+    /// `TANDEM_MAX_BODY_BYTES`: largest accepted request body.
+    pub max_body_bytes: usize,
+    /// `TANDEM_LOG_FORMAT`: `pretty` or `json`.
+    pub log_json: bool,
+}
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem} (got {value:?})")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    problem: &'static str,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            addr: env.parse("TANDEM_ADDR", "127.0.0.1:8080", "expected host:port")?,
+            data_dir: env
+                .get("TANDEM_DATA_DIR")
+                .unwrap_or_else(|| "./data".into())
+                .into(),
+            database_url: env.get("DATABASE_URL").map(SecretString::from),
+            database_max_connections: env.parse(
+                "DATABASE_MAX_CONNECTIONS",
+                "10",
+                "expected a positive number",
+            )?,
+            auto_migrate: env.flag("TANDEM_AUTO_MIGRATE", true)?,
+            redis_url: env.get("REDIS_URL").map(SecretString::from),
+            redis_prefix: env
+                .get("TANDEM_REDIS_PREFIX")
+                .unwrap_or_else(|| "tandem:".into()),
+            cookie_secure: env.flag("TANDEM_COOKIE_SECURE", true)?,
+            session_idle_timeout: env.duration("TANDEM_SESSION_IDLE_TIMEOUT", "14d")?,
+            session_absolute_timeout: env.duration("TANDEM_SESSION_ABSOLUTE_TIMEOUT", "30d")?,
+            trust_proxy: env.flag("TANDEM_TRUST_PROXY", false)?,
+            login_max_per_account: env.count("TANDEM_LOGIN_MAX_PER_ACCOUNT", "10")?,
+            login_max_per_ip: env.count("TANDEM_LOGIN_MAX_PER_IP", "100")?,
+            register_max_per_ip: env.count("TANDEM_REGISTER_MAX_PER_IP", "20")?,
+            api_max_per_minute: env.count("TANDEM_API_MAX_PER_MINUTE", "1200")?,
+            max_body_bytes: env.parse("TANDEM_MAX_BODY_BYTES", "65536", "expected bytes")?,
+            log_json: match env.get("TANDEM_LOG_FORMAT").as_deref() {
+                None | Some("pretty") => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(env.error("TANDEM_LOG_FORMAT", other, "expected pretty or json"));
+                }
+            },
+        })
+    }
+
+    /// Whether the distributed engines are configured.
+    pub fn is_distributed(&self) -> bool {
+        self.redis_url.is_some()
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn error(&self, name: &'static str, value: &str, problem: &'static str) -> ConfigError {
+        ConfigError {
+            name,
+            value: value.to_owned(),
+            problem,
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: &str,
+        problem: &'static str,
+    ) -> Result<T, ConfigError> {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        value
+            .trim()
+            .parse()
+            .map_err(|_| self.error(name, &value, problem))
+    }
+
+    fn count(&self, name: &'static str, default: &str) -> Result<u32, ConfigError> {
+        let n: u32 = self.parse(name, default, "expected a positive number")?;
+        if n == 0 {
+            return Err(self.error(name, "0", "expected a positive number"));
+        }
+        Ok(n)
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self
+            .get(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(self.error(name, other, "expected true or false")),
+        }
+    }
+
+    fn duration(&self, name: &'static str, default: &str) -> Result<Duration, ConfigError> {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        parse_duration(&value).ok_or_else(|| {
+            self.error(
+                name,
+                &value,
+                "expected a duration like 90s, 15m, 12h or 30d",
+            )
+        })
+    }
+}
+
+/// Parses `90s`, `15m`, `12h`, `30d` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tandem_core::ExposeSecret;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_configuration_means_embedded_defaults() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert!(c.database_url.is_none() && !c.is_distributed());
+        assert!(c.cookie_secure);
+        assert_eq!(c.session_absolute_timeout, Duration::from_secs(30 * 86_400));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[("REDIS_URL", "redis://:hunter2@host:6379")]).expect("valid");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(
+            c.redis_url.as_ref().map(|s| s.expose_secret().to_owned()),
+            Some("redis://:hunter2@host:6379".to_owned())
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("TANDEM_COOKIE_SECURE", "maybe")]).expect_err("must fail");
+        assert!(err.to_string().contains("TANDEM_COOKIE_SECURE"));
+        assert!(config(&[("TANDEM_SESSION_IDLE_TIMEOUT", "soon")]).is_err());
+        assert!(config(&[("TANDEM_LOGIN_MAX_PER_IP", "0")]).is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("5w"), None);
+    }
+}

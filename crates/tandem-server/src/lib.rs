@@ -1,0 +1,87 @@
+//! Tandem's HTTP application.
+//!
+//! [`Server::bind`] builds the [`App`] (choosing every subsystem's backend
+//! from the [`Config`]), binds the listener and [`Server::run`] serves until
+//! the shared [`Shutdown`] fires.
+
+pub mod config;
+mod cookies;
+pub mod error;
+pub mod extract;
+mod passwords;
+pub mod routes;
+mod state;
+pub mod telemetry;
+mod validate;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tandem_core::{Clock, Shutdown};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use state::{App, AppState};
+
+/// A bound, ready-to-run Tandem HTTP server.
+pub struct Server {
+    listener: TcpListener,
+    app: AppState,
+}
+
+impl Server {
+    /// Connects the backends and binds `config.addr` (port 0 picks a free port).
+    pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let app = AppState(Arc::new(App::build(config, clock).await?));
+        Ok(Self { listener, app })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.app.config.addr)
+    }
+
+    /// The application state (for tests and embedding).
+    pub fn app(&self) -> &AppState {
+        &self.app
+    }
+
+    /// Serves until `shutdown` fires, then drains in-flight requests.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let maintenance = tokio::spawn(run_maintenance(self.app.clone(), shutdown.clone()));
+        let router = routes::router(self.app);
+        let signal = shutdown.clone();
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { signal.wait().await })
+        .await
+        .context("HTTP server failed")?;
+        shutdown.trigger();
+        let _ = maintenance.await;
+        Ok(())
+    }
+}
+
+/// Periodic upkeep until `shutdown`: removes expired sessions from stores
+/// that do not expire them by themselves. Run by `serve` and by `worker`.
+pub async fn run_maintenance(app: AppState, shutdown: Shutdown) {
+    let mut every = tokio::time::interval(Duration::from_secs(15 * 60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => match app.sessions.purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+            },
+            _ = shutdown.wait() => return,
+        }
+    }
+}

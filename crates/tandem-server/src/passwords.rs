@@ -1,0 +1,75 @@
+//! Argon2id password hashing on a bounded blocking pool.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use argon2::{
+    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+use tokio::sync::Semaphore;
+
+/// Hashes and verifies passwords with argon2id (19 MiB, 2 passes: the OWASP
+/// baseline). Each call runs on the blocking pool, and at most one hash per
+/// core runs at once, so a burst of logins queues instead of starving the
+/// async threads or exhausting memory.
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    /// Verified against when an account does not exist, so a login for an
+    /// unknown e-mail takes as long as one with a wrong password.
+    dummy_hash: Arc<str>,
+}
+
+impl Passwords {
+    /// A hasher sized to the machine.
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let dummy = hash_blocking("tandem-dummy-password").unwrap_or_default();
+        Self {
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy_hash: dummy.into(),
+        }
+    }
+
+    /// A PHC string for `password`.
+    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        tokio::task::spawn_blocking(move || hash_blocking(&password))
+            .await
+            .context("hashing task failed")?
+    }
+
+    /// Whether `password` matches `hash`; with no hash, burns the same time and says no.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> anyhow::Result<bool> {
+        let exists = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        let matches = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .context("verification task failed")?;
+        Ok(exists && matches)
+    }
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn hash_blocking(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+}

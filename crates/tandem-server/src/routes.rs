@@ -1,0 +1,130 @@
+//! The HTTP surface: every route, and the layers around them.
+
+pub mod auth;
+pub mod sessions;
+pub mod system;
+pub mod users;
+pub mod web;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tandem_ratelimit::{Decision, Limit};
+use tower_http::{
+    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
+
+/// The OpenAPI document's fixed parts; paths come from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tandem API", description = "Study partners, rooms, chat and video: the Tandem server."),
+    tags((name = "auth", description = "Accounts and sessions"),
+         (name = "users", description = "Profiles"),
+         (name = "system", description = "Health"))
+)]
+struct ApiDoc;
+
+/// Builds the full application router.
+pub fn router(app: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(sessions::list, sessions::revoke_others))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(users::me, users::update_me, users::delete_me))
+        .routes(routes!(users::public_profile))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    let max_body = app.config.max_body_bytes;
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/openapi.json",
+            get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+        )
+        .route("/metrics", get(system::metrics))
+        .merge(web::router())
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "No such endpoint.") })
+        .method_not_allowed_fallback(|| async {
+            problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This endpoint does not accept that method.",
+            )
+        })
+        .layer(middleware::from_fn_with_state(app.clone(), api_rate_limit))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(telemetry::track_http))
+        .layer(security_headers())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .with_state(app)
+}
+
+/// Per-IP request budget for `/api`, counted in this instance.
+async fn api_rate_limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/api/") {
+        let (parts, body) = request.into_parts();
+        let ip = client_ip(&parts, app.config.trust_proxy);
+        let limit = Limit {
+            max: app.config.api_max_per_minute,
+            window: Duration::from_secs(60),
+        };
+        if let Decision::Limited { retry_after } = app.local_limiter.hit_now(&ip.to_string(), limit)
+        {
+            return ApiError::RateLimited(retry_after).into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(request).await
+}
+
+fn security_headers() -> tower::layer::util::Stack<
+    SetResponseHeaderLayer<HeaderValue>,
+    tower::layer::util::Stack<
+        SetResponseHeaderLayer<HeaderValue>,
+        tower::layer::util::Stack<
+            SetResponseHeaderLayer<HeaderValue>,
+            tower::layer::util::Identity,
+        >,
+    >,
+> {
+    tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' https: data:; connect-src 'self' ws: wss:; \
+                 frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .into_inner()
+}

@@ -1,0 +1,192 @@
+//! My account and other students' public profiles.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use tandem_db::{AvailabilityWindow, Level, Profile, StudyStyle};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    ApiError, AppState,
+    error::Problem,
+    extract::{ApiJson, ApiPath, Authenticated},
+    routes::auth::{clear_cookie, verify_password},
+    validate::{self, Errors, ProfileInput},
+};
+
+/// The logged-in user: account and study profile.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    /// User id.
+    pub id: Uuid,
+    /// E-mail address (only ever shown to its owner).
+    pub email: String,
+    /// Name shown to others.
+    pub display_name: String,
+    /// Account creation time.
+    pub created_at: DateTime<Utc>,
+    /// Study profile.
+    pub profile: Profile,
+}
+
+impl Me {
+    /// Loads the account and profile of `user_id`.
+    pub async fn load(app: &AppState, user_id: Uuid) -> Result<Self, ApiError> {
+        let (user, profile) = app
+            .db
+            .profile(user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        Ok(Self {
+            id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+            created_at: user.created_at,
+            profile,
+        })
+    }
+}
+
+/// What other students see of a user.
+#[derive(Serialize, ToSchema)]
+pub struct PublicUser {
+    /// User id.
+    pub id: Uuid,
+    /// Display name.
+    pub display_name: String,
+    /// Member since.
+    pub created_at: DateTime<Utc>,
+    /// Study profile.
+    pub profile: Profile,
+}
+
+/// A partial profile update; absent fields stay as they are, `null` clears
+/// the nullable ones.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    /// 1–50 characters.
+    display_name: Option<String>,
+    /// Up to 20 subjects of up to 60 characters.
+    subjects: Option<Vec<String>>,
+    /// Overall level, or `null`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(nullable)]
+    level: Option<Option<Level>>,
+    /// Up to 1000 characters.
+    goals: Option<String>,
+    /// Preferred study style, or `null`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(nullable)]
+    study_style: Option<Option<StudyStyle>>,
+    /// IANA timezone name.
+    timezone: Option<String>,
+    /// Up to 42 weekly windows.
+    availability: Option<Vec<AvailabilityWindow>>,
+    /// Up to 2000 characters.
+    bio: Option<String>,
+    /// https:// image address, or `null`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(nullable)]
+    avatar_url: Option<Option<String>>,
+}
+
+/// Tells "absent" (`None`, via `default`) from "null" (`Some(None)`).
+fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Confirms account deletion.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The account's password.
+    password: String,
+}
+
+/// My account and profile.
+#[utoipa::path(get, path = "/api/users/me", tag = "users",
+    responses((status = 200, body = Me), (status = 401, body = Problem)))]
+pub async fn me(
+    State(app): State<AppState>,
+    auth: Authenticated,
+) -> Result<axum::Json<Me>, ApiError> {
+    Ok(axum::Json(Me::load(&app, auth.user_id()).await?))
+}
+
+/// Edits my profile. Every field is checked before anything is written.
+#[utoipa::path(patch, path = "/api/users/me", tag = "users", request_body = ProfilePatch,
+    responses((status = 200, body = Me), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_me(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiJson(patch): ApiJson<ProfilePatch>,
+) -> Result<axum::Json<Me>, ApiError> {
+    let mut errors = Errors::default();
+    let mut update = validate::profile(
+        ProfileInput {
+            display_name: patch.display_name,
+            subjects: patch.subjects,
+            goals: patch.goals,
+            timezone: patch.timezone,
+            availability: patch.availability,
+            bio: patch.bio,
+            avatar_url: patch.avatar_url,
+        },
+        &mut errors,
+    );
+    errors.finish()?;
+    update.level = patch.level;
+    update.study_style = patch.study_style;
+    app.db
+        .update_profile(auth.user_id(), &update, app.clock.now())
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(axum::Json(Me::load(&app, auth.user_id()).await?))
+}
+
+/// Deletes my account, its profile, memberships and sessions.
+#[utoipa::path(delete, path = "/api/users/me", tag = "users", request_body = DeleteAccountRequest,
+    responses((status = 204, description = "Deleted; logged out everywhere"),
+        (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn delete_me(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<DeleteAccountRequest>,
+) -> Result<(StatusCode, HeaderMap), ApiError> {
+    let user_id = auth.user_id();
+    verify_password(&app, user_id, req.password, "password").await?;
+    app.sessions.revoke_all(user_id, None).await?;
+    app.db.delete_user(user_id).await?;
+    tracing::info!(%user_id, "account deleted");
+    Ok((StatusCode::NO_CONTENT, clear_cookie(&app)))
+}
+
+/// Another student's public profile (no e-mail). Requires login.
+#[utoipa::path(get, path = "/api/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, body = PublicUser), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn public_profile(
+    State(app): State<AppState>,
+    _auth: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::Json<PublicUser>, ApiError> {
+    let (user, profile) = app
+        .db
+        .profile(id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(axum::Json(PublicUser {
+        id: user.id,
+        display_name: user.display_name,
+        created_at: user.created_at,
+        profile,
+    }))
+}

@@ -1,0 +1,129 @@
+//! The application state every handler receives, built once at start-up.
+//! This is where each subsystem's backend is chosen from the configuration.
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tandem_core::{Clock, ExposeSecret};
+use tandem_db::{ConnectOptions, Database};
+use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter, RedisLimiter};
+use tandem_sessions::{DbSessionStore, RedisSessionStore, SessionPolicy, SessionStore, Sessions};
+
+use crate::{ApiError, config::Config, passwords::Passwords, telemetry};
+
+/// Cheap-to-clone handle to the [`App`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Everything the HTTP layer needs, each subsystem behind its trait.
+pub struct App {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Users, profiles and (embedded mode) sessions.
+    pub db: Arc<dyn Database>,
+    /// Login sessions, in the database or in Redis.
+    pub sessions: Sessions,
+    /// Limits shared by all instances when Redis is configured (logins, sign-ups).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Per-instance limits on hot paths, where a Redis round trip per request would cost too much.
+    pub local_limiter: MemoryLimiter,
+    /// Argon2id hashing, off the async threads.
+    pub passwords: Passwords,
+    /// Time source (manual in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// The Redis connection, in the distributed mode.
+    pub redis: Option<ConnectionManager>,
+}
+
+impl App {
+    /// Connects to the configured backends: SQLite or PostgreSQL, and Redis if set.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let options = ConnectOptions {
+            max_connections: config.database_max_connections,
+            ..ConnectOptions::default()
+        };
+        let url = config.database_url.as_ref().map(|u| u.expose_secret());
+        let db = tandem_db::connect(url, &config.data_dir, &options)
+            .await
+            .context("connecting to the database (DATABASE_URL)")?;
+        if config.auto_migrate {
+            db.migrate().await.context("applying database migrations")?;
+        }
+        let redis = match &config.redis_url {
+            Some(url) => Some(connect_redis(url.expose_secret()).await?),
+            None => None,
+        };
+        let policy = SessionPolicy {
+            idle_timeout: chrono_duration(config.session_idle_timeout),
+            absolute_timeout: chrono_duration(config.session_absolute_timeout),
+            ..SessionPolicy::default()
+        };
+        let (store, limiter): (Arc<dyn SessionStore>, Arc<dyn RateLimiter>) = match &redis {
+            Some(conn) => (
+                Arc::new(RedisSessionStore::new(conn.clone(), &config.redis_prefix)),
+                Arc::new(RedisLimiter::new(conn.clone(), &config.redis_prefix)),
+            ),
+            None => (
+                Arc::new(DbSessionStore::new(db.clone())),
+                Arc::new(MemoryLimiter::new(100_000)),
+            ),
+        };
+        tracing::info!(
+            database = db.backend(),
+            sessions = store.backend(),
+            "backends selected"
+        );
+        Ok(Self {
+            sessions: Sessions::new(store, policy, clock.clone()),
+            limiter,
+            local_limiter: MemoryLimiter::new(100_000),
+            passwords: Passwords::new(),
+            metrics: telemetry::metrics_handle(),
+            clock,
+            db,
+            redis,
+            config,
+        })
+    }
+
+    /// Counts a hit against a shared limit; `Err(RateLimited)` when over it.
+    pub async fn check_limit(&self, key: &str, max: u32, window: Duration) -> Result<(), ApiError> {
+        match self.limiter.hit(key, Limit { max, window }).await? {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after } => {
+                metrics::counter!("tandem_rate_limited_total", "limit" => limit_name(key))
+                    .increment(1);
+                Err(ApiError::RateLimited(retry_after))
+            }
+        }
+    }
+}
+
+fn limit_name(key: &str) -> String {
+    key.split(':').take(2).collect::<Vec<_>>().join(":")
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(5))
+        .set_response_timeout(Duration::from_secs(5));
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .context("connecting to Redis (REDIS_URL)")
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}

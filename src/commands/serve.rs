@@ -1,0 +1,35 @@
+use std::{io::Write, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use tandem_core::SystemClock;
+use tandem_server::Server;
+
+use super::{load_config, shutdown_on_signals};
+
+/// `tandem serve` options.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "TANDEM_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Directory for the embedded mode's files (SQLite database, archives).
+    #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = load_config(Some(args.addr), Some(args.data_dir))?;
+    let mode = if config.is_distributed() {
+        "distributed"
+    } else {
+        "embedded"
+    };
+    let server = Server::bind(config, Arc::new(SystemClock)).await?;
+    let url = format!("http://{}", server.local_addr());
+    // Printed on stdout (not the log) so scripts can wait for this line.
+    println!("Tandem ({mode} mode) is serving {url}");
+    std::io::stdout().flush()?;
+    tracing::info!(%url, mode, "listening");
+    server.run(shutdown_on_signals()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Sign-up, login, profile, password change, account deletion.
+
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, unique_email};
+
+crate::on_both_backends!(
+    sign_up_logs_in_and_normalizes_the_email,
+    an_email_can_only_register_once,
+    bad_credentials_get_one_generic_answer,
+    profile_edits_are_saved_and_validated,
+    public_profiles_hide_the_email,
+    password_change_logs_out_every_other_session,
+    deleting_the_account_needs_the_password_and_ends_everything,
+    login_attempts_are_limited_per_account,
+    login_attempts_are_limited_per_ip,
+);
+
+async fn sign_up_logs_in_and_normalizes_the_email(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app.client();
+    let email = unique_email();
+    let res = client
+        .register(&format!("  {}  ", email.to_uppercase()), PASSWORD, " Ada ")
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    assert_eq!(res.body["email"], email);
+    assert_eq!(res.body["display_name"], "Ada");
+    let me = client.get("/api/users/me").await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["id"], res.body["id"]);
+    assert_eq!(me.body["profile"]["timezone"], "UTC");
+}
+
+async fn an_email_can_only_register_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, email) = app.signed_up().await;
+    let res = app
+        .client()
+        .register(&email.to_uppercase(), "another long passphrase", "Copy")
+        .await;
+    assert_problem(&res, StatusCode::CONFLICT);
+}
+
+async fn bad_credentials_get_one_generic_answer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, email) = app.signed_up().await;
+    let client = app.client();
+    let wrong_password = client.login(&email, "not the password at all").await;
+    let unknown_user = client.login(&unique_email(), PASSWORD).await;
+    assert_problem(&wrong_password, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong_password.body, unknown_user.body);
+    assert!(client.cookie().is_none());
+    let ok = client
+        .login(&format!(" {} ", email.to_uppercase()), PASSWORD)
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+}
+
+async fn profile_edits_are_saved_and_validated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (client, _) = app.signed_up().await;
+    let edit = json!({
+        "display_name": "Grace",
+        "subjects": ["Linear Algebra", "Compilers", "linear algebra"],
+        "level": "advanced",
+        "study_style": "discussion",
+        "goals": "Finish the thesis",
+        "timezone": "America/New_York",
+        "availability": [{"day": "tue", "start": "18:00", "end": "21:30"}],
+        "bio": "Night owl.",
+        "avatar_url": "https://example.com/grace.png"
+    });
+    let res = client.patch("/api/users/me", edit).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let me = client.get("/api/users/me").await.body;
+    assert_eq!(me["display_name"], "Grace");
+    assert_eq!(
+        me["profile"]["subjects"],
+        json!(["Linear Algebra", "Compilers"])
+    );
+    assert_eq!(me["profile"]["level"], "advanced");
+    assert_eq!(me["profile"]["availability"][0]["end"], "21:30");
+    assert_eq!(me["profile"]["avatar_url"], "https://example.com/grace.png");
+
+    // null clears a nullable field; absent fields stay.
+    let res = client
+        .patch("/api/users/me", json!({"level": null, "avatar_url": null}))
+        .await;
+    assert_eq!(res.body["profile"]["level"], json!(null));
+    assert_eq!(res.body["profile"]["avatar_url"], json!(null));
+    assert_eq!(res.body["profile"]["study_style"], "discussion");
+
+    // One bad field rejects the whole edit, and says which fields were wrong.
+    let res = client
+        .patch(
+            "/api/users/me",
+            json!({"bio": "changed", "timezone": "Mars/Olympus", "display_name": ""}),
+        )
+        .await;
+    assert_problem(&res, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = res.body["errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["display_name", "timezone"]);
+    let me = client.get("/api/users/me").await.body;
+    assert_eq!(me["profile"]["bio"], "Night owl.");
+}
+
+async fn public_profiles_hide_the_email(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (alice, _) = app.signed_up().await;
+    let (bob, _) = app.signed_up().await;
+    let alice_id = alice.get("/api/users/me").await.body["id"].clone();
+    let res = bob
+        .get(&format!(
+            "/api/users/{}",
+            alice_id.as_str().unwrap_or_default()
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body["id"], alice_id);
+    assert!(
+        res.body.get("email").is_none(),
+        "e-mail leaked: {}",
+        res.body
+    );
+    let anonymous = app
+        .client()
+        .get(&format!(
+            "/api/users/{}",
+            alice_id.as_str().unwrap_or_default()
+        ))
+        .await;
+    assert_problem(&anonymous, StatusCode::UNAUTHORIZED);
+    let missing = bob
+        .get(&format!("/api/users/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_problem(&missing, StatusCode::NOT_FOUND);
+}
+
+async fn password_change_logs_out_every_other_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (laptop, email) = app.signed_up().await;
+    let phone = app.client();
+    assert_eq!(phone.login(&email, PASSWORD).await.status, StatusCode::OK);
+    let old_laptop_cookie = laptop.cookie();
+
+    let wrong = laptop
+        .post(
+            "/api/auth/password",
+            json!({"current_password": "not my password", "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_problem(&wrong, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(phone.get("/api/users/me").await.status, StatusCode::OK);
+
+    let res = laptop
+        .post(
+            "/api/auth/password",
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
+    assert_ne!(laptop.cookie(), old_laptop_cookie, "session id must rotate");
+    assert_eq!(laptop.get("/api/users/me").await.status, StatusCode::OK);
+    assert_problem(&phone.get("/api/users/me").await, StatusCode::UNAUTHORIZED);
+    let replay = app.client();
+    replay.set_cookie(old_laptop_cookie);
+    assert_problem(&replay.get("/api/users/me").await, StatusCode::UNAUTHORIZED);
+    assert_problem(
+        &app.client().login(&email, PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let fresh = app.client();
+    assert_eq!(
+        fresh.login(&email, "a brand new passphrase").await.status,
+        StatusCode::OK
+    );
+}
+
+async fn deleting_the_account_needs_the_password_and_ends_everything(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (client, email) = app.signed_up().await;
+    let other_device = app.client();
+    other_device.login(&email, PASSWORD).await;
+    let wrong = client
+        .delete(
+            "/api/users/me",
+            Some(json!({"password": "definitely wrong"})),
+        )
+        .await;
+    assert_problem(&wrong, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(client.get("/api/users/me").await.status, StatusCode::OK);
+
+    let res = client
+        .delete("/api/users/me", Some(json!({"password": PASSWORD})))
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    assert!(client.cookie().is_none(), "cookie must be cleared");
+    assert_problem(
+        &other_device.get("/api/users/me").await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_problem(
+        &app.client().login(&email, PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    // The address is free again.
+    let again = app.client().register(&email, PASSWORD, "Back again").await;
+    assert_eq!(again.status, StatusCode::CREATED);
+}
+
+async fn login_attempts_are_limited_per_account(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.login_max_per_account = 3).await;
+    let (_, email) = app.signed_up().await;
+    let attacker = app.client();
+    for _ in 0..3 {
+        let res = attacker.login(&email, "guessing wrongly").await;
+        assert_problem(&res, StatusCode::UNAUTHORIZED);
+    }
+    let limited = attacker.login(&email, "guessing wrongly").await;
+    assert_problem(&limited, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+    // Even the right password waits until the window ends.
+    let right = app.client().login(&email, PASSWORD).await;
+    assert_problem(&right, StatusCode::TOO_MANY_REQUESTS);
+    // Other accounts are unaffected.
+    let (_, other) = app.signed_up().await;
+    assert_eq!(
+        app.client().login(&other, PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn login_attempts_are_limited_per_ip(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.login_max_per_ip = 4).await;
+    let client = app.client();
+    for _ in 0..4 {
+        assert_problem(
+            &client.login(&unique_email(), PASSWORD).await,
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    let res = client.login(&unique_email(), PASSWORD).await;
+    assert_problem(&res, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -1,0 +1,111 @@
+//! The real PostgreSQL and Redis the distributed tests run against.
+
+use tandem_core::SecretString;
+use tandem_server::Config;
+
+/// Base URL of the test PostgreSQL server (`TEST_POSTGRES_URL` overrides).
+pub fn postgres_server() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// URL of the test Redis (`TEST_REDIS_URL` overrides).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The database the distributed tests share; tests isolate by unique data.
+pub const TEST_DATABASE: &str = "tandem_test";
+
+/// Which engines a test app runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// SQLite in a temp dir; sessions in the database; in-process limits.
+    Embedded,
+    /// PostgreSQL + Redis, with a key prefix of its own.
+    Distributed {
+        database_url: String,
+        redis_url: String,
+    },
+}
+
+impl Backend {
+    /// The distributed backend if PostgreSQL and Redis answer. Under `CI=true`
+    /// their absence fails the test; otherwise it is skipped with a message.
+    pub async fn distributed() -> Option<Self> {
+        match prepare().await {
+            Ok(backend) => Some(backend),
+            Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true but the distributed backends are unavailable: {why}")
+            }
+            Err(why) => {
+                eprintln!(
+                    "SKIPPED: PostgreSQL/Redis unavailable ({why}); set CI=true to fail instead"
+                );
+                None
+            }
+        }
+    }
+
+    /// Points `config` at this backend.
+    pub fn apply(&self, config: &mut Config) {
+        if let Self::Distributed {
+            database_url,
+            redis_url,
+        } = self
+        {
+            config.database_url = Some(SecretString::from(database_url.clone()));
+            config.redis_url = Some(SecretString::from(redis_url.clone()));
+            config.redis_prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
+        }
+    }
+}
+
+async fn prepare() -> Result<Backend, String> {
+    let server = postgres_server();
+    ensure_database(&server).await?;
+    let redis = redis_url();
+    let client = redis::Client::open(redis.as_str()).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("redis: {e}"))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(|e| format!("redis: {e}"))?;
+    Ok(Backend::Distributed {
+        database_url: format!("{server}/{TEST_DATABASE}"),
+        redis_url: redis,
+    })
+}
+
+/// Creates the shared test database once; concurrent creators are fine.
+async fn ensure_database(server: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(TEST_DATABASE)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+    if !exists {
+        if let Err(e) = sqlx::query(&format!("CREATE DATABASE {TEST_DATABASE}"))
+            .execute(&mut conn)
+            .await
+        {
+            // Another test process may have created it a moment ago.
+            let raced = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "42P04" || c == "23505");
+            if !raced {
+                return Err(format!("postgres: {e}"));
+            }
+        }
+    }
+    Ok(())
+}

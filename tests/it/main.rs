@@ -1,0 +1,12 @@
+//! Black-box tests of Tandem: real servers on port 0, real SQLite, and (for
+//! the distributed backends) the real PostgreSQL and Redis on this machine.
+//! With `CI=true` a missing PostgreSQL/Redis fails the run; locally those
+//! tests skip with a message.
+
+mod helpers;
+
+mod accounts;
+mod bad_input;
+mod conformance;
+mod multi_instance;
+mod sessions;
