@@ -104,7 +104,7 @@ async fn session_store_contract(store: &dyn SessionStore, alice: Uuid, bob: Uuid
         .into_iter()
         .map(|s| s.id)
         .collect();
-    assert_eq!(left, [third.id.clone()]);
+    assert_eq!(left, [third.id]);
     assert!(
         store.get(&bobs.id).await.expect("get").is_some(),
         "bob's session went too"

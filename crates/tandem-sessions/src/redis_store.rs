@@ -148,7 +148,7 @@ impl SessionStore for RedisSessionStore {
             conn.zrem::<_, _, i64>(self.index_key(user_id), gone)
                 .await?;
         }
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(sessions)
     }
 

@@ -92,19 +92,18 @@ async fn ensure_database(server: &str) -> Result<(), String> {
             .fetch_one(&mut conn)
             .await
             .map_err(|e| format!("postgres: {e}"))?;
-    if !exists {
-        if let Err(e) = sqlx::query(&format!("CREATE DATABASE {TEST_DATABASE}"))
+    if !exists
+        && let Err(e) = sqlx::query(&format!("CREATE DATABASE {TEST_DATABASE}"))
             .execute(&mut conn)
             .await
-        {
-            // Another test process may have created it a moment ago.
-            let raced = e
-                .as_database_error()
-                .and_then(|d| d.code())
-                .is_some_and(|c| c == "42P04" || c == "23505");
-            if !raced {
-                return Err(format!("postgres: {e}"));
-            }
+    {
+        // Another test process may have created it a moment ago.
+        let raced = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "42P04" || c == "23505");
+        if !raced {
+            return Err(format!("postgres: {e}"));
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use axum::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tandem_db::NewUser;
+use tandem_sessions::SessionToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -132,11 +133,7 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     app.limiter.reset(&account_key).await?;
-    if let Some(previous) = previous {
-        if let Some(old) = app.sessions.resolve(&previous).await? {
-            app.sessions.end(&old).await?;
-        }
-    }
+    end_session(&app, previous).await?;
     let headers = start_session(&app, user_id, &client).await?;
     metrics::counter!("tandem_logins_total", "result" => "success").increment(1);
     Ok((headers, axum::Json(Me::load(&app, user_id).await?)))
@@ -149,11 +146,7 @@ pub async fn logout(
     State(app): State<AppState>,
     MaybeToken(token): MaybeToken,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
-    if let Some(token) = token {
-        if let Some(session) = app.sessions.resolve(&token).await? {
-            app.sessions.end(&session).await?;
-        }
-    }
+    end_session(&app, token).await?;
     Ok((StatusCode::NO_CONTENT, clear_cookie(&app)))
 }
 
@@ -212,6 +205,16 @@ pub async fn verify_password(
     } else {
         Err(ApiError::invalid(field, "The password is incorrect."))
     }
+}
+
+/// Ends the session `token` names, if it is live.
+async fn end_session(app: &AppState, token: Option<SessionToken>) -> Result<(), ApiError> {
+    if let Some(token) = token
+        && let Some(session) = app.sessions.resolve(&token).await?
+    {
+        app.sessions.end(&session).await?;
+    }
+    Ok(())
 }
 
 /// Starts a session and returns the `Set-Cookie` header for it.
