@@ -247,3 +247,31 @@ async fn login_attempts_are_limited_per_ip(backend: Backend) {
     let res = client.login(&unique_email(), PASSWORD).await;
     assert_problem(&res, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// With Redis, the limit is one budget shared by every instance.
+#[tokio::test]
+async fn the_login_limit_is_shared_across_instances() {
+    let Some(backend) = Backend::distributed().await else {
+        return;
+    };
+    let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
+    let shared = |c: &mut tandem_server::Config| {
+        c.login_max_per_account = 4;
+        c.redis_prefix = prefix.clone();
+    };
+    let first = TestApp::spawn_with(backend.clone(), shared).await;
+    let second = TestApp::spawn_with(backend, shared).await;
+    let (_, email) = first.signed_up().await;
+    for app in [&first, &second, &first, &second] {
+        assert_problem(
+            &app.client().login(&email, "wrong guess here").await,
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    for app in [&first, &second] {
+        assert_problem(
+            &app.client().login(&email, PASSWORD).await,
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+}

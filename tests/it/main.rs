@@ -10,3 +10,4 @@ mod bad_input;
 mod conformance;
 mod multi_instance;
 mod sessions;
+mod system;

@@ -1,0 +1,68 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+use reqwest::{Method, StatusCode, header};
+
+use crate::helpers::{Backend, TestApp};
+
+crate::on_both_backends!(probes_metrics_and_openapi_answer);
+
+async fn probes_metrics_and_openapi_answer(backend: Backend) {
+    let distributed = matches!(backend, Backend::Distributed { .. });
+    let app = TestApp::spawn(backend).await;
+    let (client, _) = app.signed_up().await;
+
+    assert_eq!(client.get("/healthz").await.body["status"], "ok");
+    let ready = client.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    let backends: Vec<&str> = ready.body["checks"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["backend"].as_str()).collect())
+        .unwrap_or_default();
+    let expected: &[&str] = if distributed {
+        &["postgres", "redis"]
+    } else {
+        &["sqlite"]
+    };
+    assert_eq!(backends, expected);
+
+    let metrics = client.raw(Method::GET, "/metrics", None).await;
+    let text = metrics.body.as_str().unwrap_or_default();
+    assert!(
+        text.contains(
+            r#"http_requests_total{method="POST",route="/api/auth/register",status="201"}"#
+        ),
+        "request metrics missing:\n{text}"
+    );
+
+    let doc = client.get("/api/openapi.json").await.body;
+    for path in [
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/logout",
+        "/api/auth/password",
+        "/api/auth/sessions",
+        "/api/auth/sessions/{id}",
+        "/api/users/me",
+        "/api/users/{id}",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    assert!(doc["paths"]["/api/users/me"].get("patch").is_some());
+
+    let page = client.raw(Method::GET, "/", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = page.headers.get(header::CONTENT_SECURITY_POLICY);
+    assert!(csp.is_some(), "web app served without a CSP");
+    assert!(
+        page.body
+            .as_str()
+            .is_some_and(|html| html.contains("/assets/app.js"))
+    );
+    assert_eq!(
+        client.raw(Method::GET, "/assets/app.js", None).await.status,
+        StatusCode::OK
+    );
+}
