@@ -32,7 +32,7 @@ impl MemoryLimiter {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         if !windows.contains_key(key) && windows.len() >= self.capacity {
-            evict(&mut windows, now);
+            evict(&mut windows, now, self.capacity);
         }
         let window = windows.entry(key.to_owned()).or_insert(Window {
             count: 0,
@@ -49,9 +49,9 @@ impl MemoryLimiter {
     }
 }
 
-fn evict(windows: &mut HashMap<String, Window>, now: Instant) {
+fn evict(windows: &mut HashMap<String, Window>, now: Instant, capacity: usize) {
     windows.retain(|_, w| w.ends > now);
-    if windows.len() * 10 >= 9 * windows.capacity().max(1) {
+    if windows.len() * 10 >= 9 * capacity {
         // Still (nearly) full of live windows: drop the half ending soonest.
         let mut ends: Vec<Instant> = windows.values().map(|w| w.ends).collect();
         ends.sort_unstable();
