@@ -49,12 +49,14 @@ BIN=${CARGO_TARGET_DIR:-target}/release/tandem
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tandem-bench.XXXXXX")
 PID=""
-stop_server() {
-  if [ -n "$PID" ]; then
-    kill -TERM "$PID" 2>/dev/null || true
-    wait "$PID" || echo "warning: server $PID exited with status $?" >&2
-    PID=""
-  fi
+stop_server() {   # SIGTERM, wait up to 30 s for the graceful shutdown, then SIGKILL
+  local i
+  [ -n "$PID" ] || return 0
+  kill -TERM "$PID" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$PID" 2>/dev/null; then echo "warning: server still up 30 s after SIGTERM; killing it" >&2; kill -KILL "$PID"; fi
+  wait "$PID" || echo "warning: server $PID exited with status $?" >&2
+  PID=""
 }
 cleanup() {
   stop_server
@@ -92,14 +94,14 @@ bench() {
   [ -n "$url" ] || { cat "$WORK/$mode.log" >&2; die "$mode server not serving after 60 s"; }
   echo "== $mode: $url" >&2
 
-  code=$(curl -s -o "$WORK/body" -w '%{http_code}' -D "$WORK/headers" -X POST "$url/api/auth/register" \
+  code=$(curl -s --max-time 30 -o "$WORK/body" -w '%{http_code}' -D "$WORK/headers" -X POST "$url/api/auth/register" \
     -H 'content-type: application/json' \
-    -d "{\"email\":\"bench-$RAND-$mode@example.com\",\"password\":\"correct horse battery staple\",\"display_name\":\"Bench\"}")
-  [ "$code" = 201 ] || die "register in $mode mode gave $code: $(cat "$WORK/body")"
+    -d "{\"email\":\"bench-$RAND-$mode@example.com\",\"password\":\"correct horse battery staple\",\"display_name\":\"Bench\"}") || true   # 000 = no answer in 30 s
+  [ "$code" = 201 ] || die "register in $mode mode gave $code: $(cat "$WORK/body" 2>/dev/null)"
   cookie=$(tr -d '\r' <"$WORK/headers" | sed -n 's/^[Ss]et-[Cc]ookie: *\(tandem_session=[^;]*\).*/\1/p' | head -n1)
   [ -n "$cookie" ] || die "no tandem_session cookie in the register response"
-  code=$(curl -s -o "$WORK/body" -w '%{http_code}' -H "Cookie: $cookie" "$url/api/users/me")
-  [ "$code" = 200 ] || die "GET /api/users/me in $mode mode gave $code: $(cat "$WORK/body")"
+  code=$(curl -s --max-time 30 -o "$WORK/me" -w '%{http_code}' -H "Cookie: $cookie" "$url/api/users/me") || true
+  [ "$code" = 200 ] || die "GET /api/users/me in $mode mode gave $code: $(cat "$WORK/me" 2>/dev/null)"
 
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: $cookie" "$url/api/users/me" >/dev/null
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $cookie" \
@@ -113,7 +115,7 @@ bench() {
   [ "${NON2XX[$mode]}" = 0 ] || echo "WARNING: $mode mode: ${NON2XX[$mode]} non-2xx/3xx responses" >&2
   sockerr=$(grep '^ *Socket errors' "$WORK/$mode.wrk" || true)
   [ -z "$sockerr" ] || echo "WARNING: $mode mode:$sockerr" >&2
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$url/api/users/me")
+  code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$url/api/users/me") || true
   [ "$code" = 200 ] || echo "WARNING: $mode mode: after the run GET /api/users/me gave $code" >&2
   stop_server
 }
