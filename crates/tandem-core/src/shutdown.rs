@@ -20,11 +20,6 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
-    /// Whether the signal has fired.
-    pub fn is_triggered(&self) -> bool {
-        *self.tx.borrow()
-    }
-
     /// Resolves once the signal fires (immediately if it already has).
     pub async fn wait(&self) {
         let mut rx = self.tx.subscribe();

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// An account, without its secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct User {
     /// Stable public id.
     pub id: Uuid,
@@ -185,7 +185,7 @@ pub struct ProfileUpdate {
 
 /// A server-side login session. The id is the SHA-256 of the cookie token,
 /// so it can be shown to its owner (device list) without exposing the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct AuthSession {
     /// Hex SHA-256 of the cookie token.
     pub id: String,

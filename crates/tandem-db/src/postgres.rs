@@ -1,9 +1,8 @@
 //! The distributed engine: PostgreSQL, shared by every Tandem instance.
 
-use async_trait::async_trait;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-use crate::{ConnectOptions, Database, DbError, shared::impl_shared_repos};
+use crate::{ConnectOptions, DbError, shared::impl_database};
 
 /// A pooled PostgreSQL connection.
 #[derive(Debug, Clone)]
@@ -21,30 +20,6 @@ impl PostgresDatabase {
             .await?;
         Ok(Self { pool })
     }
-
-    /// The underlying pool, for engine-specific subsystems (e.g. the job queue).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
-#[async_trait]
-impl Database for PostgresDatabase {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    async fn migrate(&self) -> Result<(), DbError> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-}
-
-impl_shared_repos!(PostgresDatabase);
+impl_database!(PostgresDatabase, "postgres", "./migrations/postgres");

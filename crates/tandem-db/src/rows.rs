@@ -1,11 +1,11 @@
-//! Row shapes shared by both engines and their conversion into models.
+//! Row shapes that need conversion before they are models (JSON columns,
+//! enums stored as text). Simple rows decode straight into the models.
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::types::Json;
-use uuid::Uuid;
 
-use crate::models::{AuthSession, AvailabilityWindow, Profile, User};
+use crate::models::{AvailabilityWindow, Profile, User};
 
 /// Stores a unit enum as its serde name (`Level::Beginner` → `"beginner"`).
 pub(crate) fn enum_to_text<T: Serialize>(value: &T) -> Option<String> {
@@ -21,28 +21,9 @@ pub(crate) fn enum_from_text<T: DeserializeOwned>(text: Option<String>) -> Optio
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct UserRow {
-    pub id: Uuid,
-    pub email: String,
-    pub display_name: String,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<UserRow> for User {
-    fn from(r: UserRow) -> Self {
-        User {
-            id: r.id,
-            email: r.email,
-            display_name: r.display_name,
-            created_at: r.created_at,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
 pub(crate) struct ProfileRow {
     #[sqlx(flatten)]
-    pub user: UserRow,
+    pub user: User,
     pub subjects: Json<Vec<String>>,
     pub level: Option<String>,
     pub goals: String,
@@ -67,31 +48,6 @@ impl From<ProfileRow> for (User, Profile) {
             avatar_url: r.avatar_url,
             updated_at: r.updated_at,
         };
-        (r.user.into(), profile)
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct SessionRow {
-    pub id: String,
-    pub user_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
-
-impl From<SessionRow> for AuthSession {
-    fn from(r: SessionRow) -> Self {
-        AuthSession {
-            id: r.id,
-            user_id: r.user_id,
-            created_at: r.created_at,
-            last_seen_at: r.last_seen_at,
-            expires_at: r.expires_at,
-            user_agent: r.user_agent,
-            ip: r.ip,
-        }
+        (r.user, profile)
     }
 }

@@ -5,10 +5,27 @@
 //! same Rust types, so each query is written once here and instantiated for
 //! both engines. Engine-specific SQL lives in `sqlite.rs` / `postgres.rs`.
 
-/// Implements [`crate::UserRepo`] and [`crate::AuthSessionRepo`] for a struct
-/// with a `pool: sqlx::Pool<_>` field.
-macro_rules! impl_shared_repos {
-    ($db:ty) => {
+/// Implements [`crate::Database`] and its repositories for a struct with a
+/// `pool: sqlx::Pool<_>` field, named `$name`, migrated from `$migrations`.
+macro_rules! impl_database {
+    ($db:ty, $name:literal, $migrations:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::Database for $db {
+            fn backend(&self) -> &'static str {
+                $name
+            }
+
+            async fn migrate(&self) -> Result<(), $crate::DbError> {
+                sqlx::migrate!($migrations).run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), $crate::DbError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+
         const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.created_at";
         const PROFILE_SELECT: &str = "SELECT u.id, u.email, u.display_name, u.created_at, \
              p.subjects, p.level, p.goals, p.study_style, p.timezone, p.availability, \
@@ -55,9 +72,9 @@ macro_rules! impl_shared_repos {
                 id: uuid::Uuid,
             ) -> Result<Option<$crate::User>, $crate::DbError> {
                 let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
-                let row: Option<$crate::rows::UserRow> =
+                let row: Option<$crate::User> =
                     sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
-                Ok(row.map(Into::into))
+                Ok(row)
             }
 
             async fn credentials_by_email(
@@ -210,9 +227,10 @@ macro_rules! impl_shared_repos {
                 id: &str,
             ) -> Result<Option<$crate::AuthSession>, $crate::DbError> {
                 let sql = format!("SELECT {SESSION_COLUMNS} FROM auth_sessions WHERE id = $1");
-                let row: Option<$crate::rows::SessionRow> =
-                    sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
-                Ok(row.map(Into::into))
+                Ok(sqlx::query_as(&sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn touch_session(
@@ -249,9 +267,9 @@ macro_rules! impl_shared_repos {
                     "SELECT {SESSION_COLUMNS} FROM auth_sessions WHERE user_id = $1 \
                      ORDER BY created_at DESC LIMIT 1000"
                 );
-                let rows: Vec<$crate::rows::SessionRow> =
+                let sessions: Vec<$crate::AuthSession> =
                     sqlx::query_as(&sql).bind(user_id).fetch_all(&self.pool).await?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                Ok(sessions)
             }
 
             async fn delete_sessions_for_user(
@@ -287,4 +305,4 @@ macro_rules! impl_shared_repos {
     };
 }
 
-pub(crate) use impl_shared_repos;
+pub(crate) use impl_database;

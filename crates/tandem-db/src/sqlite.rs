@@ -2,13 +2,12 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use async_trait::async_trait;
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::{ConnectOptions, Database, DbError, shared::impl_shared_repos};
+use crate::{ConnectOptions, DbError, shared::impl_database};
 
 /// SQLite in WAL mode with a busy timeout, so readers never block the writer
 /// and concurrent writers wait instead of failing.
@@ -37,30 +36,6 @@ impl SqliteDatabase {
             .await?;
         Ok(Self { pool })
     }
-
-    /// The underlying pool, for engine-specific subsystems (e.g. the job queue).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
 }
 
-#[async_trait]
-impl Database for SqliteDatabase {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    async fn migrate(&self) -> Result<(), DbError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-}
-
-impl_shared_repos!(SqliteDatabase);
+impl_database!(SqliteDatabase, "sqlite", "./migrations/sqlite");

@@ -1,6 +1,6 @@
 //! Logs, request spans and Prometheus metrics.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{io::IsTerminal, sync::OnceLock, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -28,7 +28,12 @@ pub fn init_logging(json: bool) {
             .try_init()
     } else {
         registry
-            .with(fmt::layer().compact().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .compact()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
 }
