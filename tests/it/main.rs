@@ -7,6 +7,7 @@ mod helpers;
 
 mod accounts;
 mod bad_input;
+mod cache;
 mod conformance;
 mod multi_instance;
 mod sessions;
