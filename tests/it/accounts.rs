@@ -275,3 +275,42 @@ async fn the_login_limit_is_shared_across_instances() {
         );
     }
 }
+
+/// With two instances sharing Redis, an edit through one is read back
+/// through the other at once, though both cache the profile.
+#[tokio::test]
+async fn a_profile_edit_on_one_instance_is_read_on_the_other() {
+    let Some(backend) = Backend::distributed().await else {
+        return;
+    };
+    let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
+    let shared = |c: &mut tandem_server::Config| c.redis_prefix = prefix.clone();
+    let first = TestApp::spawn_with(backend.clone(), shared).await;
+    let second = TestApp::spawn_with(backend, shared).await;
+    let (on_first, _) = first.signed_up().await;
+    let on_second = crate::helpers::Client::new(&second.url);
+    on_second.set_cookie(on_first.cookie());
+    for round in 0..20 {
+        // Both instances now hold the profile in their caches.
+        assert_eq!(on_second.get("/api/users/me").await.status, StatusCode::OK);
+        assert_eq!(on_first.get("/api/users/me").await.status, StatusCode::OK);
+        let bio = format!("edit {round}");
+        let (writer, reader) = if round % 2 == 0 {
+            (&on_first, &on_second)
+        } else {
+            (&on_second, &on_first)
+        };
+        assert_eq!(
+            writer
+                .patch("/api/users/me", json!({"bio": bio}))
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            reader.get("/api/users/me").await.body["profile"]["bio"],
+            bio,
+            "stale read in round {round}"
+        );
+    }
+}

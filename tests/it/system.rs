@@ -19,9 +19,9 @@ async fn probes_metrics_and_openapi_answer(backend: Backend) {
         .map(|c| c.iter().filter_map(|c| c["backend"].as_str()).collect())
         .unwrap_or_default();
     let expected: &[&str] = if distributed {
-        &["postgres", "redis"]
+        &["postgres", "redis", "memory+redis"]
     } else {
-        &["sqlite"]
+        &["sqlite", "memory"]
     };
     assert_eq!(backends, expected);
 
@@ -32,6 +32,10 @@ async fn probes_metrics_and_openapi_answer(backend: Backend) {
             r#"http_requests_total{method="POST",route="/api/auth/register",status="201"}"#
         ),
         "request metrics missing:\n{text}"
+    );
+    assert!(
+        text.contains(r#"tandem_cache_requests_total{family="user",result="miss"}"#),
+        "cache metrics missing:\n{text}"
     );
 
     let doc = client.get("/api/openapi.json").await.body;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// An account, without its secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct User {
     /// Stable public id.
     pub id: Uuid,
@@ -145,7 +145,7 @@ pub struct AvailabilityWindow {
 }
 
 /// The study profile partners are matched on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Profile {
     /// Subjects the student studies, as typed by them.
     pub subjects: Vec<String>,

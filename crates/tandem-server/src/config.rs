@@ -24,6 +24,12 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     /// `TANDEM_REDIS_PREFIX`: prefix of every Redis key, so deployments can share a Redis.
     pub redis_prefix: String,
+    /// `TANDEM_CACHE_REDIS_URL`: a separate Redis for the query cache (defaults to `REDIS_URL`).
+    pub cache_redis_url: Option<SecretString>,
+    /// `TANDEM_CACHE_L1_TTL`: longest life of an in-process copy in the distributed mode.
+    pub cache_l1_ttl: Duration,
+    /// `TANDEM_CACHE_L1_MAX_MB`: memory budget of the in-process cache.
+    pub cache_l1_max_mb: u32,
     /// `TANDEM_COOKIE_SECURE`: mark the session cookie `Secure` (turn off only for plain http).
     pub cookie_secure: bool,
     /// `TANDEM_SESSION_IDLE_TIMEOUT`: a session unused this long ends.
@@ -81,6 +87,12 @@ impl Config {
             redis_prefix: env
                 .get("TANDEM_REDIS_PREFIX")
                 .unwrap_or_else(|| "tandem:".into()),
+            cache_redis_url: env
+                .get("TANDEM_CACHE_REDIS_URL")
+                .or_else(|| env.get("REDIS_URL"))
+                .map(SecretString::from),
+            cache_l1_ttl: env.duration("TANDEM_CACHE_L1_TTL", "5s")?,
+            cache_l1_max_mb: env.count("TANDEM_CACHE_L1_MAX_MB", "64")?,
             cookie_secure: env.flag("TANDEM_COOKIE_SECURE", true)?,
             session_idle_timeout: env.duration("TANDEM_SESSION_IDLE_TIMEOUT", "14d")?,
             session_absolute_timeout: env.duration("TANDEM_SESSION_ABSOLUTE_TIMEOUT", "30d")?,

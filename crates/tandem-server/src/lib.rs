@@ -9,6 +9,7 @@ mod cookies;
 pub mod error;
 pub mod extract;
 mod passwords;
+pub mod reads;
 pub mod routes;
 mod state;
 pub mod telemetry;

@@ -6,6 +6,7 @@ use std::{ops::Deref, sync::Arc, time::Duration};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tandem_cache::{Cache, CacheConfig};
 use tandem_core::{Clock, ExposeSecret};
 use tandem_db::{ConnectOptions, Database};
 use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter, RedisLimiter};
@@ -40,6 +41,8 @@ pub struct App {
     pub passwords: Passwords,
     /// Time source (manual in tests).
     pub clock: Arc<dyn Clock>,
+    /// Query-result cache (in-process, or L1 + Redis L2).
+    pub cache: Cache,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// The Redis connection, in the distributed mode.
@@ -79,9 +82,11 @@ impl App {
                 Arc::new(MemoryLimiter::new(100_000)),
             ),
         };
+        let cache = build_cache(&config).await?;
         tracing::info!(
             database = db.backend(),
             sessions = store.backend(),
+            cache = cache.backend(),
             "backends selected"
         );
         Ok(Self {
@@ -89,6 +94,7 @@ impl App {
             limiter,
             local_limiter: MemoryLimiter::new(100_000),
             passwords: Passwords::new(),
+            cache,
             metrics: telemetry::metrics_handle(),
             clock,
             db,
@@ -122,6 +128,28 @@ async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
     ConnectionManager::new_with_config(client, config)
         .await
         .context("connecting to Redis (REDIS_URL)")
+}
+
+/// The cache: in-process only, or with a Redis L2. The cache's connection
+/// has short timeouts: a slow Redis must cost a cache miss, not a request.
+async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
+    let tuning = CacheConfig {
+        l1_ttl: config.cache_l1_ttl,
+        l1_max_bytes: u64::from(config.cache_l1_max_mb) << 20,
+        ..CacheConfig::default()
+    };
+    let Some(url) = &config.cache_redis_url else {
+        return Ok(Cache::embedded(tuning));
+    };
+    let client =
+        redis::Client::open(url.expose_secret()).context("parsing TANDEM_CACHE_REDIS_URL")?;
+    let timeouts = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_millis(500))
+        .set_response_timeout(Duration::from_millis(500));
+    let conn = ConnectionManager::new_with_config(client.clone(), timeouts)
+        .await
+        .context("connecting to the cache's Redis")?;
+    Ok(Cache::distributed(client, conn, &config.redis_prefix, tuning).await)
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {

@@ -56,6 +56,7 @@ impl Backend {
         {
             config.database_url = Some(SecretString::from(database_url.clone()));
             config.redis_url = Some(SecretString::from(redis_url.clone()));
+            config.cache_redis_url = Some(SecretString::from(redis_url.clone()));
             config.redis_prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
         }
     }

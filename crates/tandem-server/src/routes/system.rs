@@ -57,6 +57,17 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
         });
     }
     let ready = checks.iter().all(|c| c.status == "ok");
+    // The cache is never required: when its Redis fails, reads go to the database.
+    checks.push(Check {
+        name: "cache",
+        backend: app.cache.backend(),
+        status: if app.cache.degraded() {
+            "degraded"
+        } else {
+            "ok"
+        }
+        .into(),
+    });
     let status = if ready {
         StatusCode::OK
     } else {

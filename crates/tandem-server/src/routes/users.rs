@@ -6,7 +6,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use tandem_db::{AvailabilityWindow, Level, Profile, StudyStyle};
+use tandem_db::{AvailabilityWindow, Level, Profile, StudyStyle, User};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ use crate::{
     ApiError, AppState,
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
+    reads,
     routes::auth::{clear_cookie, verify_password},
     validate::{self, Errors, ProfileInput},
 };
@@ -34,20 +35,22 @@ pub struct Me {
 }
 
 impl Me {
-    /// Loads the account and profile of `user_id`.
-    pub async fn load(app: &AppState, user_id: Uuid) -> Result<Self, ApiError> {
-        let (user, profile) = app
-            .db
-            .profile(user_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        Ok(Self {
+    fn new(user: User, profile: Profile) -> Self {
+        Self {
             id: user.id,
             email: user.email,
             display_name: user.display_name,
             created_at: user.created_at,
             profile,
-        })
+        }
+    }
+
+    /// Loads the account and profile of `user_id`.
+    pub async fn load(app: &AppState, user_id: Uuid) -> Result<Self, ApiError> {
+        let (user, profile) = reads::profile(app, user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        Ok(Self::new(user, profile))
     }
 }
 
@@ -144,11 +147,13 @@ pub async fn update_me(
     errors.finish()?;
     update.level = patch.level;
     update.study_style = patch.study_style;
-    app.db
+    let (user, profile) = app
+        .db
         .update_profile(auth.user_id(), &update, app.clock.now())
         .await?
         .ok_or(ApiError::Unauthenticated)?;
-    Ok(axum::Json(Me::load(&app, auth.user_id()).await?))
+    reads::user_changed(&app, user.id).await;
+    Ok(axum::Json(Me::new(user, profile)))
 }
 
 /// Deletes my account, its profile, memberships and sessions.
@@ -164,6 +169,7 @@ pub async fn delete_me(
     verify_password(&app, user_id, req.password, "password").await?;
     app.sessions.revoke_all(user_id, None).await?;
     app.db.delete_user(user_id).await?;
+    reads::user_changed(&app, user_id).await;
     tracing::info!(%user_id, "account deleted");
     Ok((StatusCode::NO_CONTENT, clear_cookie(&app)))
 }
@@ -178,9 +184,7 @@ pub async fn public_profile(
     _auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<PublicUser>, ApiError> {
-    let (user, profile) = app
-        .db
-        .profile(id)
+    let (user, profile) = reads::profile(&app, id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(axum::Json(PublicUser {
