@@ -10,5 +10,6 @@ mod bad_input;
 mod cache;
 mod conformance;
 mod multi_instance;
+mod rooms;
 mod sessions;
 mod system;

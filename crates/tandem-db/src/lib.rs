@@ -10,6 +10,7 @@ pub mod models;
 pub mod postgres;
 mod rows;
 mod shared;
+mod shared_rooms;
 pub mod sqlite;
 
 use std::{fmt, path::Path, sync::Arc, time::Duration};
@@ -105,9 +106,85 @@ pub trait AuthSessionRepo: Send + Sync {
     ) -> Result<u64, DbError>;
 }
 
+/// Study sessions (rooms) and their members.
+#[async_trait]
+pub trait StudySessionRepo: Send + Sync {
+    /// Creates a session with its owner as first member.
+    async fn create_study_session(
+        &self,
+        session: &NewStudySession,
+    ) -> Result<StudySession, DbError>;
+    /// One session.
+    async fn study_session(&self, id: Uuid) -> Result<Option<StudySession>, DbError>;
+    /// Scheduled sessions not yet over, soonest first.
+    async fn upcoming_study_sessions(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<StudySession>, DbError>;
+    /// Sessions `user_id` belongs to (any state), latest start first.
+    async fn study_sessions_of(
+        &self,
+        user_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<StudySession>, DbError>;
+    /// Members of a session, earliest first.
+    async fn members(&self, id: Uuid) -> Result<Vec<Member>, DbError>;
+    /// Joins atomically: never beyond capacity, never a closed session.
+    async fn join_study_session(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<JoinOutcome, DbError>;
+    /// Leaves (owners cannot leave, they cancel); false if not a member.
+    async fn leave_study_session(&self, id: Uuid, user_id: Uuid) -> Result<bool, DbError>;
+    /// Cancels a scheduled session of `owner_id`; false otherwise.
+    async fn cancel_study_session(
+        &self,
+        id: Uuid,
+        owner_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
+    /// How many scheduled, not-yet-over sessions `owner_id` runs.
+    async fn count_upcoming_owned(
+        &self,
+        owner_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<i64, DbError>;
+}
+
+/// The achievement catalog and who earned what.
+#[async_trait]
+pub trait AchievementRepo: Send + Sync {
+    /// The whole catalog.
+    async fn achievements(&self) -> Result<Vec<Achievement>, DbError>;
+    /// `(achievement id, earned at)` for a user.
+    async fn earned_achievements(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, DbError>;
+    /// Awards once; false if already earned.
+    async fn award(
+        &self,
+        user_id: Uuid,
+        achievement_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
+}
+
+/// Public app configuration.
+#[async_trait]
+pub trait ConfigRepo: Send + Sync {
+    /// The JSON value stored under `key`.
+    async fn config_value(&self, key: &str) -> Result<Option<serde_json::Value>, DbError>;
+}
+
 /// One database engine with every repository Tandem needs.
 #[async_trait]
-pub trait Database: UserRepo + AuthSessionRepo + fmt::Debug {
+pub trait Database:
+    UserRepo + AuthSessionRepo + StudySessionRepo + AchievementRepo + ConfigRepo + fmt::Debug
+{
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// Applies this engine's pending migrations (safe to run concurrently).

@@ -202,3 +202,86 @@ pub struct AuthSession {
     /// Client IP at login.
     pub ip: Option<String>,
 }
+
+/// A study session: a scheduled room students meet in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct StudySession {
+    /// Session id.
+    pub id: Uuid,
+    /// Who scheduled it (always a member, with role `owner`).
+    pub owner_id: Uuid,
+    /// Short title.
+    pub title: String,
+    /// Subject studied.
+    pub subject: String,
+    /// Optional agenda.
+    pub description: String,
+    /// Start time.
+    pub starts_at: DateTime<Utc>,
+    /// End time (after `starts_at`).
+    pub ends_at: DateTime<Utc>,
+    /// Maximum number of members, owner included.
+    pub capacity: i32,
+    /// `scheduled` or `cancelled`.
+    pub status: String,
+    /// Current number of members.
+    pub member_count: i64,
+    /// When it was scheduled.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A study session to create.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct NewStudySession {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub title: String,
+    pub subject: String,
+    pub description: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub capacity: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A member of a study session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Member {
+    /// The member.
+    pub user_id: Uuid,
+    /// Their display name.
+    pub display_name: String,
+    /// `owner` or `member`.
+    pub role: String,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+/// Result of trying to join a study session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// Now a member.
+    Joined,
+    /// Was a member already.
+    AlreadyMember,
+    /// No seats left.
+    Full,
+    /// Cancelled or already over.
+    Closed,
+    /// No such session.
+    NotFound,
+}
+
+/// An achievement anyone can earn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Achievement {
+    /// Stable id, e.g. `streak-3`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// How it is earned.
+    pub description: String,
+    /// An emoji.
+    pub icon: String,
+}

@@ -2,7 +2,7 @@
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-use crate::{ConnectOptions, DbError, shared::impl_database};
+use crate::{ConnectOptions, DbError, shared::impl_database, shared_rooms::impl_room_repos};
 
 /// A pooled PostgreSQL connection.
 #[derive(Debug, Clone)]
@@ -23,3 +23,4 @@ impl PostgresDatabase {
 }
 
 impl_database!(PostgresDatabase, "postgres", "./migrations/postgres");
+impl_room_repos!(PostgresDatabase);

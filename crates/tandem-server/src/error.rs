@@ -67,6 +67,9 @@ pub enum ApiError {
     /// Wrong e-mail or password (deliberately one message for both).
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Logged in, but not allowed to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// The named thing does not exist (or is not yours to see).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -95,6 +98,7 @@ impl ApiError {
             Self::BadRequest { status, .. } => *status,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -109,6 +113,7 @@ impl ApiError {
             Self::Validation(_) => "Some fields are invalid; see `errors`.".into(),
             Self::Unauthenticated => "Log in to continue.".into(),
             Self::InvalidCredentials => "Invalid e-mail or password.".into(),
+            Self::Forbidden(why) => (*why).to_owned(),
             Self::NotFound(what) => format!("No such {what}."),
             Self::Conflict(detail) => detail.clone(),
             Self::RateLimited(after) => format!(
@@ -170,6 +175,7 @@ fn slug(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "bad-request",
         401 => "unauthenticated",
+        403 => "forbidden",
         404 => "not-found",
         405 => "method-not-allowed",
         409 => "conflict",

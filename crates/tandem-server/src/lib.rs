@@ -4,6 +4,7 @@
 //! from the [`Config`]), binds the listener and [`Server::run`] serves until
 //! the shared [`Shutdown`] fires.
 
+mod achievements;
 pub mod config;
 mod cookies;
 pub mod error;

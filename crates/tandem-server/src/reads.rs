@@ -1,35 +1,170 @@
 //! Cached read paths: every cache key, TTL and tag in one place (the
 //! roadmap's table), and what each write must invalidate.
 
-use std::time::Duration;
+use std::{str::FromStr, time::Duration};
 
-use tandem_db::{Profile, User};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tandem_db::{Achievement, Database, Profile, StudySession, User};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, achievements::Progress};
 
-/// User profile: 5 minutes (roadmap).
+/// User profile: 5 minutes.
 pub const USER_TTL: Duration = Duration::from_secs(5 * 60);
+/// Study sessions lists: 2 minutes.
+pub const SESSIONS_TTL: Duration = Duration::from_secs(2 * 60);
+/// Achievements: 30 minutes.
+pub const ACHIEVEMENTS_TTL: Duration = Duration::from_secs(30 * 60);
+/// Static configuration: 1 hour.
+pub const CONFIG_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// Upcoming sessions shown to everyone (`sessions:upcoming`).
+const UPCOMING_KEY: &str = "sessions:upcoming";
+/// How many upcoming sessions the browse list shows.
+const UPCOMING_LIMIT: i64 = 100;
 
 /// The tag of everything that shows user `id`'s profile.
 pub fn user_tag(id: Uuid) -> String {
     format!("user:{id}")
 }
 
-/// A user and their profile, via the cache (`user:{id}`).
+/// A user and their profile (`user:{id}`).
 pub async fn profile(app: &AppState, id: Uuid) -> Result<Option<(User, Profile)>, ApiError> {
     let db = app.db.clone();
     let tag = user_tag(id);
-    let profile = app
+    let loaded = app
         .cache
         .get_or_load(&tag, USER_TTL, &[&tag], move || async move {
             db.profile(id).await
         })
         .await?;
-    Ok(profile)
+    Ok(loaded)
 }
 
 /// After a change to user `id`'s account or profile.
 pub async fn user_changed(app: &AppState, id: Uuid) {
     app.cache.invalidate_tag(&user_tag(id)).await;
+}
+
+/// Scheduled sessions not over yet, soonest first (`sessions:upcoming`).
+pub async fn upcoming_sessions(app: &AppState) -> Result<Vec<StudySession>, ApiError> {
+    let db = app.db.clone();
+    let now = app.clock.now();
+    let loaded = app
+        .cache
+        .get_or_load(UPCOMING_KEY, SESSIONS_TTL, &[], move || async move {
+            db.upcoming_study_sessions(now, UPCOMING_LIMIT).await
+        })
+        .await?;
+    Ok(loaded)
+}
+
+/// The sessions a user belongs to (`sessions:{userId}`).
+pub async fn my_sessions(app: &AppState, user_id: Uuid) -> Result<Vec<StudySession>, ApiError> {
+    let db = app.db.clone();
+    let loaded = app
+        .cache
+        .get_or_load(
+            &format!("sessions:{user_id}"),
+            SESSIONS_TTL,
+            &[],
+            move || async move { db.study_sessions_of(user_id, 200).await },
+        )
+        .await?;
+    Ok(loaded)
+}
+
+/// After a session's schedule or membership changed: the browse list and
+/// the lists and achievements of everyone in it (`members`, plus anyone who
+/// just left) are stale.
+pub async fn session_changed(app: &AppState, members: &[Uuid]) {
+    app.cache.invalidate(UPCOMING_KEY).await;
+    for user_id in members {
+        app.cache.invalidate(&format!("sessions:{user_id}")).await;
+        app.cache
+            .invalidate(&format!("achievements:{user_id}"))
+            .await;
+    }
+}
+
+/// An achievement and, if earned, when.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AchievementStatus {
+    /// The achievement.
+    #[serde(flatten)]
+    pub achievement: Achievement,
+    /// When it was earned; `null` if not yet.
+    pub earned_at: Option<DateTime<Utc>>,
+}
+
+/// The catalog with my progress (`achievements:{userId}`). Loading it first
+/// awards whatever my sessions have earned since the last load.
+pub async fn achievements(
+    app: &AppState,
+    user_id: Uuid,
+) -> Result<Vec<AchievementStatus>, ApiError> {
+    let db = app.db.clone();
+    let now = app.clock.now();
+    let timezone = profile(app, user_id)
+        .await?
+        .and_then(|(_, p)| chrono_tz::Tz::from_str(&p.timezone).ok())
+        .unwrap_or(chrono_tz::UTC);
+    let loaded = app
+        .cache
+        .get_or_load(
+            &format!("achievements:{user_id}"),
+            ACHIEVEMENTS_TTL,
+            &[],
+            move || async move { award_and_list(db.as_ref(), user_id, now, timezone).await },
+        )
+        .await?;
+    Ok(loaded)
+}
+
+async fn award_and_list(
+    db: &dyn Database,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    timezone: chrono_tz::Tz,
+) -> Result<Vec<AchievementStatus>, tandem_db::DbError> {
+    let sessions = db.study_sessions_of(user_id, 10_000).await?;
+    for id in Progress::from_sessions(user_id, &sessions, now, timezone).earned() {
+        if db.award(user_id, id, now).await? {
+            tracing::info!(%user_id, achievement = id, "achievement earned");
+        }
+    }
+    let earned = db.earned_achievements(user_id).await?;
+    Ok(db
+        .achievements()
+        .await?
+        .into_iter()
+        .map(|achievement| AchievementStatus {
+            earned_at: earned
+                .iter()
+                .find(|(id, _)| *id == achievement.id)
+                .map(|(_, at)| *at),
+            achievement,
+        })
+        .collect())
+}
+
+/// A public configuration value (`config:{key}`).
+pub async fn config(app: &AppState, key: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    let db = app.db.clone();
+    let owned = key.to_owned();
+    // JSON values are stored as text: MessagePack cannot round-trip arbitrary JSON.
+    let loaded: Option<String> = app
+        .cache
+        .get_or_load(
+            &format!("config:{key}"),
+            CONFIG_TTL,
+            &[],
+            move || async move {
+                Ok::<_, tandem_db::DbError>(db.config_value(&owned).await?.map(|v| v.to_string()))
+            },
+        )
+        .await?;
+    Ok(loaded.and_then(|text| serde_json::from_str(&text).ok()))
 }

@@ -1,7 +1,9 @@
 //! The HTTP surface: every route, and the layers around them.
 
 pub mod auth;
+pub mod catalog;
 pub mod sessions;
+pub mod study_sessions;
 pub mod system;
 pub mod users;
 pub mod web;
@@ -32,6 +34,9 @@ use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
     info(title = "Tandem API", description = "Study partners, rooms, chat and video: the Tandem server."),
     tags((name = "auth", description = "Accounts and sessions"),
          (name = "users", description = "Profiles"),
+         (name = "study-sessions", description = "Study rooms"),
+         (name = "achievements", description = "Achievements"),
+         (name = "config", description = "Public app configuration"),
          (name = "system", description = "Health"))
 )]
 struct ApiDoc;
@@ -51,6 +56,14 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(sessions::revoke))
         .routes(routes!(users::me, users::update_me, users::delete_me))
         .routes(routes!(users::public_profile))
+        .routes(routes!(study_sessions::create, study_sessions::upcoming))
+        .routes(routes!(study_sessions::mine))
+        .routes(routes!(study_sessions::detail))
+        .routes(routes!(study_sessions::join))
+        .routes(routes!(study_sessions::leave))
+        .routes(routes!(study_sessions::cancel))
+        .routes(routes!(catalog::achievements))
+        .routes(routes!(catalog::config))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();

@@ -1,0 +1,264 @@
+//! Study sessions, achievements and app configuration: SQL shared by both
+//! engines (see `shared.rs` for why this works).
+
+/// Implements [`crate::StudySessionRepo`], [`crate::AchievementRepo`] and
+/// [`crate::ConfigRepo`] for a struct with a `pool` field.
+macro_rules! impl_room_repos {
+    ($db:ty) => {
+        const STUDY_SESSION_SELECT: &str = "SELECT s.id, s.owner_id, s.title, s.subject, \
+             s.description, s.starts_at, s.ends_at, s.capacity, s.status, s.created_at, \
+             (SELECT count(*) FROM study_session_members m WHERE m.session_id = s.id) AS member_count \
+             FROM study_sessions s";
+
+        #[async_trait::async_trait]
+        impl $crate::StudySessionRepo for $db {
+            async fn create_study_session(
+                &self,
+                s: &$crate::NewStudySession,
+            ) -> Result<$crate::StudySession, $crate::DbError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO study_sessions (id, owner_id, title, subject, description, \
+                     starts_at, ends_at, capacity, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled', $9, $9)",
+                )
+                .bind(s.id)
+                .bind(s.owner_id)
+                .bind(&s.title)
+                .bind(&s.subject)
+                .bind(&s.description)
+                .bind(s.starts_at)
+                .bind(s.ends_at)
+                .bind(s.capacity)
+                .bind(s.created_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO study_session_members (session_id, user_id, role, joined_at) \
+                     VALUES ($1, $2, 'owner', $3)",
+                )
+                .bind(s.id)
+                .bind(s.owner_id)
+                .bind(s.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok($crate::StudySession {
+                    id: s.id,
+                    owner_id: s.owner_id,
+                    title: s.title.clone(),
+                    subject: s.subject.clone(),
+                    description: s.description.clone(),
+                    starts_at: s.starts_at,
+                    ends_at: s.ends_at,
+                    capacity: s.capacity,
+                    status: "scheduled".into(),
+                    member_count: 1,
+                    created_at: s.created_at,
+                })
+            }
+
+            async fn study_session(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::StudySession>, $crate::DbError> {
+                let sql = format!("{STUDY_SESSION_SELECT} WHERE s.id = $1");
+                Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn upcoming_study_sessions(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: i64,
+            ) -> Result<Vec<$crate::StudySession>, $crate::DbError> {
+                let sql = format!(
+                    "{STUDY_SESSION_SELECT} WHERE s.status = 'scheduled' AND s.ends_at > $1 \
+                     ORDER BY s.starts_at, s.id LIMIT $2"
+                );
+                Ok(sqlx::query_as(&sql).bind(now).bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn study_sessions_of(
+                &self,
+                user_id: uuid::Uuid,
+                limit: i64,
+            ) -> Result<Vec<$crate::StudySession>, $crate::DbError> {
+                let sql = format!(
+                    "{STUDY_SESSION_SELECT} JOIN study_session_members me \
+                     ON me.session_id = s.id AND me.user_id = $1 \
+                     ORDER BY s.starts_at DESC, s.id LIMIT $2"
+                );
+                Ok(sqlx::query_as(&sql).bind(user_id).bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn members(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Vec<$crate::Member>, $crate::DbError> {
+                Ok(sqlx::query_as(
+                    "SELECT m.user_id, u.display_name, m.role, m.joined_at \
+                     FROM study_session_members m JOIN users u ON u.id = m.user_id \
+                     WHERE m.session_id = $1 ORDER BY m.joined_at, m.user_id",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn join_study_session(
+                &self,
+                id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<$crate::JoinOutcome, $crate::DbError> {
+                use $crate::JoinOutcome;
+                let mut tx = self.pool.begin().await?;
+                // Locks the session row (PostgreSQL) or takes the write lock
+                // (SQLite) first, so concurrent joins cannot overfill it.
+                let found = sqlx::query("UPDATE study_sessions SET updated_at = updated_at WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if found.rows_affected() == 0 {
+                    return Ok(JoinOutcome::NotFound);
+                }
+                let (status, ends_at, capacity, members, is_member): (String, chrono::DateTime<chrono::Utc>, i32, i64, bool) =
+                    sqlx::query_as(
+                        "SELECT s.status, s.ends_at, s.capacity, \
+                         (SELECT count(*) FROM study_session_members m WHERE m.session_id = s.id), \
+                         EXISTS (SELECT 1 FROM study_session_members m WHERE m.session_id = s.id AND m.user_id = $2) \
+                         FROM study_sessions s WHERE s.id = $1",
+                    )
+                    .bind(id)
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let outcome = if is_member {
+                    JoinOutcome::AlreadyMember
+                } else if status != "scheduled" || ends_at <= now {
+                    JoinOutcome::Closed
+                } else if members >= i64::from(capacity) {
+                    JoinOutcome::Full
+                } else {
+                    sqlx::query(
+                        "INSERT INTO study_session_members (session_id, user_id, role, joined_at) \
+                         VALUES ($1, $2, 'member', $3)",
+                    )
+                    .bind(id)
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    JoinOutcome::Joined
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn leave_study_session(
+                &self,
+                id: uuid::Uuid,
+                user_id: uuid::Uuid,
+            ) -> Result<bool, $crate::DbError> {
+                let done = sqlx::query(
+                    "DELETE FROM study_session_members \
+                     WHERE session_id = $1 AND user_id = $2 AND role = 'member'",
+                )
+                .bind(id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn cancel_study_session(
+                &self,
+                id: uuid::Uuid,
+                owner_id: uuid::Uuid,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::DbError> {
+                let done = sqlx::query(
+                    "UPDATE study_sessions SET status = 'cancelled', updated_at = $3 \
+                     WHERE id = $1 AND owner_id = $2 AND status = 'scheduled'",
+                )
+                .bind(id)
+                .bind(owner_id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn count_upcoming_owned(
+                &self,
+                owner_id: uuid::Uuid,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<i64, $crate::DbError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT count(*) FROM study_sessions \
+                     WHERE owner_id = $1 AND status = 'scheduled' AND ends_at > $2",
+                )
+                .bind(owner_id)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AchievementRepo for $db {
+            async fn achievements(&self) -> Result<Vec<$crate::Achievement>, $crate::DbError> {
+                Ok(sqlx::query_as("SELECT id, name, description, icon FROM achievements ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn earned_achievements(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, $crate::DbError> {
+                Ok(sqlx::query_as(
+                    "SELECT achievement_id, earned_at FROM user_achievements WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn award(
+                &self,
+                user_id: uuid::Uuid,
+                achievement_id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::DbError> {
+                let done = sqlx::query(
+                    "INSERT INTO user_achievements (user_id, achievement_id, earned_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(user_id)
+                .bind(achievement_id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ConfigRepo for $db {
+            async fn config_value(
+                &self,
+                key: &str,
+            ) -> Result<Option<serde_json::Value>, $crate::DbError> {
+                let row: Option<(sqlx::types::Json<serde_json::Value>,)> =
+                    sqlx::query_as("SELECT value FROM app_config WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(v,)| v.0))
+            }
+        }
+    };
+}
+
+pub(crate) use impl_room_repos;

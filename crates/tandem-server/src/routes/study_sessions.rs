@@ -1,0 +1,258 @@
+//! Study sessions: schedule, browse, join, leave, cancel.
+
+use axum::{extract::State, http::StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use tandem_db::{JoinOutcome, Member, NewStudySession, StudySession};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    ApiError, AppState,
+    error::Problem,
+    extract::{ApiJson, ApiPath, Authenticated},
+    reads,
+    validate::{self, Errors},
+};
+
+/// Most upcoming sessions one student may run at once.
+const MAX_UPCOMING_OWNED: i64 = 20;
+
+/// A session to schedule.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStudySession {
+    /// 1–100 characters.
+    title: String,
+    /// 1–60 characters.
+    subject: String,
+    /// Up to 2000 characters.
+    #[serde(default)]
+    description: String,
+    /// Start (RFC 3339), not in the past, within a year.
+    starts_at: DateTime<Utc>,
+    /// End (RFC 3339), after the start, at most 12 hours later.
+    ends_at: DateTime<Utc>,
+    /// 2–50 seats, the owner's included.
+    capacity: i32,
+}
+
+/// A session with its members.
+#[derive(Serialize, ToSchema)]
+pub struct StudySessionDetail {
+    /// The session.
+    #[serde(flatten)]
+    pub session: StudySession,
+    /// Who is in it.
+    pub members: Vec<Member>,
+}
+
+/// Schedules a session; its owner is its first member.
+#[utoipa::path(post, path = "/api/study-sessions", tag = "study-sessions", request_body = CreateStudySession,
+    responses((status = 201, body = StudySession), (status = 401, body = Problem),
+        (status = 409, description = "Too many upcoming sessions", body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<CreateStudySession>,
+) -> Result<(StatusCode, axum::Json<StudySession>), ApiError> {
+    let now = app.clock.now();
+    let mut errors = Errors::default();
+    let title = errors.check("title", validate::line(&req.title, 1, 100));
+    let subject = errors.check("subject", validate::line(&req.subject, 1, 60));
+    let description = errors.check("description", validate::text(&req.description, 2000));
+    errors.check("starts_at", schedule_start(req.starts_at, now));
+    errors.check("ends_at", schedule_end(req.starts_at, req.ends_at));
+    if !(2..=50).contains(&req.capacity) {
+        errors.check::<()>("capacity", Err("Use 2 to 50 seats.".into()));
+    }
+    errors.finish()?;
+    let (Some(title), Some(subject), Some(description)) = (title, subject, description) else {
+        return Err(ApiError::invalid("title", "missing"));
+    };
+    let owner = auth.user_id();
+    if app.db.count_upcoming_owned(owner, now).await? >= MAX_UPCOMING_OWNED {
+        return Err(ApiError::Conflict(format!(
+            "You already run {MAX_UPCOMING_OWNED} upcoming sessions; cancel one first."
+        )));
+    }
+    let session = app
+        .db
+        .create_study_session(&NewStudySession {
+            id: Uuid::now_v7(),
+            owner_id: owner,
+            title,
+            subject,
+            description,
+            starts_at: req.starts_at,
+            ends_at: req.ends_at,
+            capacity: req.capacity,
+            created_at: now,
+        })
+        .await?;
+    reads::session_changed(&app, &[owner]).await;
+    Ok((StatusCode::CREATED, axum::Json(session)))
+}
+
+fn schedule_start(start: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+    if start < now - Duration::minutes(5) {
+        return Err("Choose a start time in the future.".into());
+    }
+    if start > now + Duration::days(365) {
+        return Err("Schedule at most a year ahead.".into());
+    }
+    Ok(())
+}
+
+fn schedule_end(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), String> {
+    if end <= start {
+        return Err("End after the start.".into());
+    }
+    if end - start > Duration::hours(12) {
+        return Err("Sessions last at most 12 hours.".into());
+    }
+    Ok(())
+}
+
+/// Upcoming sessions anyone can join, soonest first.
+#[utoipa::path(get, path = "/api/study-sessions", tag = "study-sessions",
+    responses((status = 200, body = Vec<StudySession>), (status = 401, body = Problem)))]
+pub async fn upcoming(
+    State(app): State<AppState>,
+    _auth: Authenticated,
+) -> Result<axum::Json<Vec<StudySession>>, ApiError> {
+    Ok(axum::Json(reads::upcoming_sessions(&app).await?))
+}
+
+/// Sessions I run or joined, latest first.
+#[utoipa::path(get, path = "/api/study-sessions/mine", tag = "study-sessions",
+    responses((status = 200, body = Vec<StudySession>), (status = 401, body = Problem)))]
+pub async fn mine(
+    State(app): State<AppState>,
+    auth: Authenticated,
+) -> Result<axum::Json<Vec<StudySession>>, ApiError> {
+    Ok(axum::Json(reads::my_sessions(&app, auth.user_id()).await?))
+}
+
+/// One session with its members.
+#[utoipa::path(get, path = "/api/study-sessions/{id}", tag = "study-sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 200, body = StudySessionDetail), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn detail(
+    State(app): State<AppState>,
+    _auth: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+    let session = app
+        .db
+        .study_session(id)
+        .await?
+        .ok_or(ApiError::NotFound("study session"))?;
+    let members = app.db.members(id).await?;
+    Ok(axum::Json(StudySessionDetail { session, members }))
+}
+
+/// Joins a session (idempotent).
+#[utoipa::path(post, path = "/api/study-sessions/{id}/join", tag = "study-sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 200, body = StudySessionDetail), (status = 404, body = Problem),
+        (status = 409, description = "Full, cancelled or over", body = Problem)))]
+pub async fn join(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+    match app
+        .db
+        .join_study_session(id, auth.user_id(), app.clock.now())
+        .await?
+    {
+        JoinOutcome::Joined | JoinOutcome::AlreadyMember => {}
+        JoinOutcome::Full => return Err(ApiError::Conflict("This session is full.".into())),
+        JoinOutcome::Closed => {
+            return Err(ApiError::Conflict(
+                "This session was cancelled or is over.".into(),
+            ));
+        }
+        JoinOutcome::NotFound => return Err(ApiError::NotFound("study session")),
+    }
+    changed(&app, id, &[]).await
+}
+
+/// Leaves a session. Owners cancel instead.
+#[utoipa::path(post, path = "/api/study-sessions/{id}/leave", tag = "study-sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 200, body = StudySessionDetail), (status = 404, body = Problem),
+        (status = 409, description = "Owners cannot leave", body = Problem)))]
+pub async fn leave(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+    let session = app
+        .db
+        .study_session(id)
+        .await?
+        .ok_or(ApiError::NotFound("study session"))?;
+    if session.owner_id == auth.user_id() {
+        return Err(ApiError::Conflict(
+            "Owners cancel a session instead of leaving it.".into(),
+        ));
+    }
+    if !app.db.leave_study_session(id, auth.user_id()).await? {
+        return Err(ApiError::NotFound("membership"));
+    }
+    changed(&app, id, &[auth.user_id()]).await
+}
+
+/// Cancels a session (owner only).
+#[utoipa::path(post, path = "/api/study-sessions/{id}/cancel", tag = "study-sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 200, body = StudySessionDetail), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+    let session = app
+        .db
+        .study_session(id)
+        .await?
+        .ok_or(ApiError::NotFound("study session"))?;
+    if session.owner_id != auth.user_id() {
+        return Err(ApiError::Forbidden("Only the owner can cancel a session."));
+    }
+    if !app
+        .db
+        .cancel_study_session(id, auth.user_id(), app.clock.now())
+        .await?
+    {
+        return Err(ApiError::Conflict(
+            "This session is already cancelled.".into(),
+        ));
+    }
+    changed(&app, id, &[]).await
+}
+
+/// Invalidates what the change touched and returns the session's new state.
+async fn changed(
+    app: &AppState,
+    id: Uuid,
+    former_members: &[Uuid],
+) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+    let session = app
+        .db
+        .study_session(id)
+        .await?
+        .ok_or(ApiError::NotFound("study session"))?;
+    let members = app.db.members(id).await?;
+    let affected: Vec<Uuid> = members
+        .iter()
+        .map(|m| m.user_id)
+        .chain(former_members.iter().copied())
+        .collect();
+    reads::session_changed(app, &affected).await;
+    Ok(axum::Json(StudySessionDetail { session, members }))
+}
