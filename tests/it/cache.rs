@@ -380,3 +380,70 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() {
         .expect("the cache uses Redis again once it is back");
     redis.stop().await;
 }
+
+/// Through the HTTP API: with the cache's Redis gone, requests are answered
+/// from the database (degraded, visible in /readyz), and recover after.
+#[tokio::test]
+async fn the_api_keeps_answering_when_the_cache_redis_dies() {
+    let Some(backend) = Backend::distributed().await else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let redis = OwnRedis::start(port).await;
+    let cache_url = redis.url();
+    let app = crate::helpers::TestApp::spawn_with(backend, |c| {
+        c.cache_redis_url = Some(tandem_core::SecretString::from(cache_url.clone()));
+    })
+    .await;
+    let (client, _) = app.signed_up().await;
+    let cache_status = |body: &serde_json::Value| {
+        body["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "cache"))
+            .map(|c| c["status"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        client.get("/api/users/me").await.status,
+        reqwest::StatusCode::OK
+    );
+
+    redis.stop().await;
+    let edit = client
+        .patch(
+            "/api/users/me",
+            serde_json::json!({"bio": "during the outage"}),
+        )
+        .await;
+    assert_eq!(edit.status, reqwest::StatusCode::OK, "{}", edit.body);
+    for _ in 0..5 {
+        let me = client.get("/api/users/me").await;
+        assert_eq!(me.status, reqwest::StatusCode::OK);
+        assert_eq!(me.body["profile"]["bio"], "during the outage");
+    }
+    let ready = client.get("/readyz").await;
+    assert_eq!(
+        ready.status,
+        reqwest::StatusCode::OK,
+        "cache outage must not fail readiness"
+    );
+    assert_eq!(cache_status(&ready.body).as_deref(), Some("degraded"));
+
+    let redis = OwnRedis::start(port).await;
+    let recovered = async {
+        loop {
+            let me = client.get("/api/users/me").await;
+            assert_eq!(me.body["profile"]["bio"], "during the outage");
+            if cache_status(&client.get("/readyz").await.body).as_deref() == Some("ok") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), recovered)
+        .await
+        .expect("the cache recovers once its Redis is back");
+    redis.stop().await;
+}

@@ -97,6 +97,8 @@ pub(crate) struct RemoteTier {
     /// Pub/sub channel carrying invalidated tags.
     pub channel: String,
     skip_until_ms: AtomicU64,
+    /// Whether the last Redis call succeeded.
+    healthy: AtomicBool,
     /// An invalidation failed to reach Redis: entries there may be stale, so
     /// the deployment-wide epoch tag is bumped before the tier is used again.
     epoch_dirty: AtomicBool,
@@ -123,6 +125,7 @@ impl RemoteTier {
             tag_prefix: format!("{prefix}cache-tag:"),
             channel: format!("{prefix}cache-invalidations"),
             skip_until_ms: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
             epoch_dirty: AtomicBool::new(false),
             get: Script::new(GET),
             set: Script::new(SET),
@@ -130,14 +133,18 @@ impl RemoteTier {
         }
     }
 
-    /// Whether the tier is being skipped after an error.
+    /// Whether the last Redis call failed (reads are going to the database).
     pub fn degraded(&self) -> bool {
+        !self.healthy.load(Ordering::Relaxed)
+    }
+
+    fn backing_off(&self) -> bool {
         now_ms() < self.skip_until_ms.load(Ordering::Relaxed)
     }
 
     /// Runs a Redis call unless degraded; an error starts the back-off.
     async fn guarded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
-        if self.degraded() {
+        if self.backing_off() {
             return None;
         }
         if self.epoch_dirty.load(Ordering::Acquire) {
@@ -154,7 +161,10 @@ impl RemoteTier {
             );
         }
         match call.await {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                self.healthy.store(true, Ordering::Relaxed);
+                Some(v)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cache: Redis unavailable; reading through to the database");
                 self.back_off();
@@ -164,6 +174,7 @@ impl RemoteTier {
     }
 
     fn back_off(&self) {
+        self.healthy.store(false, Ordering::Relaxed);
         self.skip_until_ms
             .store(now_ms() + ms(BACKOFF), Ordering::Relaxed);
         metrics::counter!("tandem_cache_errors_total").increment(1);
@@ -237,7 +248,10 @@ impl RemoteTier {
         call.arg(ms(max_ttl)).arg(&self.channel).arg(tag);
         // Invalidations must not be skipped by the back-off: try even when degraded.
         match call.invoke_async::<i64>(&mut conn).await {
-            Ok(_) => true,
+            Ok(_) => {
+                self.healthy.store(true, Ordering::Relaxed);
+                true
+            }
             Err(e) => {
                 tracing::warn!(error = %e, tag, "cache: invalidation did not reach Redis");
                 self.epoch_dirty.store(true, Ordering::Release);
