@@ -1,0 +1,27 @@
+//! `tandem-bench`: load generators for Tandem's benchmarks. Results go to
+//! BENCHMARKS.md; see each subcommand's `--help`.
+
+mod cache_load;
+
+use clap::{Parser, Subcommand};
+
+/// Tandem's benchmarks.
+#[derive(Parser)]
+#[command(name = "tandem-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmark A: database load of a Zipf read workload through the HTTP API.
+    CacheLoad(cache_load::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::CacheLoad(args) => cache_load::run(args).await,
+    }
+}
