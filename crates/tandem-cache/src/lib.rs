@@ -138,13 +138,15 @@ impl Cache {
 
     /// Drops `key` everywhere.
     pub async fn invalidate(&self, key: &str) {
-        metrics::counter!("tandem_cache_invalidations_total", "kind" => "key").increment(1);
+        metrics::counter!("tandem_cache_invalidations_total", "family" => family(key), "kind" => "key")
+            .increment(1);
         self.invalidate_everywhere(&self_tag(key)).await;
     }
 
     /// Drops every entry tagged `tag`, everywhere, atomically.
     pub async fn invalidate_tag(&self, tag: &str) {
-        metrics::counter!("tandem_cache_invalidations_total", "kind" => "tag").increment(1);
+        metrics::counter!("tandem_cache_invalidations_total", "family" => family(tag), "kind" => "tag")
+            .increment(1);
         self.invalidate_everywhere(tag).await;
     }
 

@@ -162,7 +162,7 @@ impl RemoteTier {
         }
         match call.await {
             Ok(v) => {
-                self.healthy.store(true, Ordering::Relaxed);
+                self.mark_healthy();
                 Some(v)
             }
             Err(e) => {
@@ -173,8 +173,16 @@ impl RemoteTier {
         }
     }
 
+    fn mark_healthy(&self) {
+        if !self.healthy.swap(true, Ordering::Relaxed) {
+            metrics::gauge!("tandem_cache_degraded").set(0.0);
+        }
+    }
+
     fn back_off(&self) {
-        self.healthy.store(false, Ordering::Relaxed);
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            metrics::gauge!("tandem_cache_degraded").set(1.0);
+        }
         self.skip_until_ms
             .store(now_ms() + ms(BACKOFF), Ordering::Relaxed);
         metrics::counter!("tandem_cache_errors_total").increment(1);
@@ -249,7 +257,7 @@ impl RemoteTier {
         // Invalidations must not be skipped by the back-off: try even when degraded.
         match call.invoke_async::<i64>(&mut conn).await {
             Ok(_) => {
-                self.healthy.store(true, Ordering::Relaxed);
+                self.mark_healthy();
                 true
             }
             Err(e) => {
