@@ -1,5 +1,5 @@
 // The web app in a real browser: sign up, edit the profile, reload, log out,
-// log back in. Runs `tandem serve` with no configuration (embedded mode,
+// log back in; two students meet in a study room and earn achievements. Runs `tandem serve` with no configuration (embedded mode,
 // Secure cookies on) against Debian's Chromium, driven by playwright-core.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,6 +38,14 @@ async function startTandem() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** What a `datetime-local` input shows for `date` in `timeZone`: `YYYY-MM-DDTHH:MM`. */
+function localInputValue(date, timeZone) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', {
+    timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+  }).formatToParts(date).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
 }
 
 let tandem;
@@ -125,4 +133,98 @@ test('a student signs up, edits the profile, reloads, logs out and back in', asy
   await page.waitForURL(/#\/profile$/);
   assert.equal(await form.getByLabel('About you').inputValue(), 'I like numbers and notes.');
   await page.close();
+});
+
+test('two students meet in a study room and earn achievements', async () => {
+  const password = 'correct horse battery staple';
+  const stamp = Date.now();
+  // Different time zones on purpose: the form takes local times, the API stores instants.
+  const hostZone = 'Asia/Kolkata';
+  const hostContext = await browser.newContext({ baseURL: tandem.url, timezoneId: hostZone });
+  const guestContext = await browser.newContext({ baseURL: tandem.url, timezoneId: 'America/New_York' });
+  try {
+    for (const [context, name, handle] of [[hostContext, 'Grace Hopper', 'grace'], [guestContext, 'Alan Turing', 'alan']]) {
+      const res = await context.request.post('/api/auth/register', {
+        data: { email: `${handle}-${stamp}@example.com`, password, display_name: name },
+      });
+      assert.equal(res.status(), 201, await res.text());
+    }
+    const host = await hostContext.newPage();
+    const guest = await guestContext.newPage();
+
+    // The host schedules a session through the form; empty fields are refused beside the field first.
+    await host.goto('/');
+    await host.getByRole('heading', { name: 'Hi, Grace Hopper' }).waitFor();
+    await host.getByRole('link', { name: 'Study rooms' }).click();
+    await host.waitForURL(/#\/rooms$/);
+    const form = host.locator('#session-form');
+    await form.getByRole('button', { name: 'Schedule session' }).click();
+    await form.locator('.field-error').first().waitFor();
+    assert.equal(await form.getByLabel('Title').getAttribute('aria-invalid'), 'true');
+
+    const title = `Thermodynamics revision ${stamp}`;
+    // A drop-in session starting now (this minute): achievements count sessions that have started.
+    const startsAt = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+    const endsAt = new Date(startsAt.getTime() + 90 * 60_000);
+    await form.getByLabel('Title').fill(title);
+    await form.getByLabel('Subject').fill('Physics');
+    await form.getByLabel('Starts').fill(localInputValue(startsAt, hostZone));
+    await form.getByLabel('Ends').fill(localInputValue(endsAt, hostZone));
+    assert.equal(await form.getByLabel('Seats').inputValue(), '4');
+    await form.getByLabel('Description').fill('Entropy and the second law, past papers.');
+    await form.getByRole('button', { name: 'Schedule session' }).click();
+    await host.locator('#toast', { hasText: `Scheduled “${title}”` }).waitFor();
+    assert.equal(await form.locator('.field-error').count(), 0);
+
+    const hostMine = host.getByRole('list', { name: 'My sessions' }).getByRole('listitem').filter({ hasText: title });
+    await hostMine.getByText('1 / 4 joined').waitFor();
+    await hostMine.getByRole('button', { name: `Cancel ${title}` }).waitFor();
+    const hostUpcoming = host.getByRole('list', { name: 'Upcoming sessions' }).getByRole('listitem').filter({ hasText: title });
+    await hostUpcoming.getByText('Your session').waitFor();
+    const mine = await (await hostContext.request.get('/api/study-sessions/mine')).json();
+    const created = mine.find((s) => s.title === title);
+    assert.ok(created, 'session listed as mine');
+    assert.equal(Date.parse(created.starts_at), startsAt.getTime(), 'local start time sent as the right instant');
+    assert.equal(Date.parse(created.ends_at), endsAt.getTime());
+    assert.equal(created.subject, 'Physics');
+    assert.equal(created.capacity, 4);
+
+    // The guest finds it among the upcoming sessions and joins.
+    await guest.goto('/#/rooms');
+    const card = guest.getByRole('list', { name: 'Upcoming sessions' }).getByRole('listitem').filter({ hasText: title });
+    await card.getByText('1 / 4 joined').waitFor();
+    await card.getByRole('button', { name: 'Join' }).click();
+    await card.getByText('Joined', { exact: true }).waitFor();
+    await card.getByText('2 / 4 joined').waitFor();
+    assert.equal(await card.getByRole('button', { name: 'Join' }).count(), 0);
+    await card.getByText("Who's in").click();
+    await card.getByText('Grace Hopper').waitFor();
+    await card.getByText('Alan Turing (you)').waitFor();
+    const guestMine = guest.getByRole('list', { name: 'My sessions' }).getByRole('listitem').filter({ hasText: title });
+    await guestMine.getByRole('button', { name: `Leave ${title}` }).waitFor();
+
+    // The host sees the new member after a reload.
+    await host.reload();
+    await hostMine.getByText('2 / 4 joined').waitFor();
+    await hostUpcoming.getByText('2 / 4 joined').waitFor();
+
+    // Achievements: both are in a session that has started; only the host runs one.
+    const achievement = (page, name) => page.getByRole('list', { name: 'Achievements' }).getByRole('listitem')
+      .filter({ has: page.getByRole('heading', { name, exact: true }) });
+    await guest.getByRole('link', { name: 'Achievements' }).click();
+    await guest.waitForURL(/#\/achievements$/);
+    await achievement(guest, 'First session').getByText(/^Earned /).waitFor();
+    assert.match(await achievement(guest, 'First session').getAttribute('class'), /\bearned\b/);
+    await achievement(guest, 'Study buddy').getByText(/^Earned /).waitFor();
+    assert.match(await achievement(guest, 'Host').innerText(), /Not earned yet/);
+    assert.match(await achievement(guest, 'Host').getAttribute('class'), /\blocked\b/);
+
+    await host.getByRole('link', { name: 'Achievements' }).click();
+    await host.waitForURL(/#\/achievements$/);
+    await achievement(host, 'Host').getByText(/^Earned /).waitFor();
+    assert.match(await achievement(host, 'Host').getAttribute('class'), /\bearned\b/);
+  } finally {
+    await hostContext.close();
+    await guestContext.close();
+  }
 });

@@ -173,11 +173,9 @@ async fn achievements_are_earned_from_real_sessions(backend: Backend) {
             .post(&format!("/api/study-sessions/{id}/join"), json!({}))
             .await;
     }
-    let mut guest_has = earned(&guest.get("/api/achievements").await.body);
-    guest_has.sort();
-    assert_eq!(guest_has, ["first-partner", "first-session"]);
-    let owner_has = earned(&owner.get("/api/achievements").await.body);
-    assert!(owner_has.contains(&"host".to_owned()), "{owner_has:?}");
+    // Nothing has happened yet: planned sessions earn nothing.
+    assert!(earned(&guest.get("/api/achievements").await.body).is_empty());
+    assert!(earned(&owner.get("/api/achievements").await.body).is_empty());
 
     // Four days later the sessions have happened: 12 hours, a 3-day streak,
     // counted as soon as the guest does something (or the 30-minute TTL ends).
@@ -191,6 +189,35 @@ async fn achievements_are_earned_from_real_sessions(backend: Backend) {
     assert_eq!(
         guest_has,
         ["first-partner", "first-session", "hours-10", "streak-3"]
+    );
+    let mut owner_has = earned(&owner.get("/api/achievements").await.body);
+    owner_has.sort();
+    assert_eq!(
+        owner_has,
+        [
+            "first-partner",
+            "first-session",
+            "host",
+            "hours-10",
+            "streak-3"
+        ]
+    );
+    // Earned when it happened, not when it was noticed: the 10th hour was
+    // reached 2 hours into the third day's session.
+    let list = guest.get("/api/achievements").await.body;
+    let hours = list
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["id"] == "hours-10"))
+        .expect("hours-10");
+    let earned_at =
+        chrono::DateTime::parse_from_rfc3339(hours["earned_at"].as_str().unwrap_or_default())
+            .expect("earned_at is a date");
+    let third_day = Utc::now() + Duration::days(3);
+    assert!(
+        (earned_at.with_timezone(&Utc) - (third_day + Duration::hours(2)))
+            .num_minutes()
+            .abs()
+            < 5
     );
 }
 

@@ -181,12 +181,17 @@ impl Cache {
         metrics::counter!("tandem_cache_requests_total", "family" => family, "result" => "miss")
             .increment(1);
         loop {
-            let role = self.0.flights.join(key, || self.0.local.get(key));
-            match role {
+            match self.0.flights.join(key, || self.0.local.get(key)) {
                 Role::Cached(stored) => {
                     if let Some(value) = decode(key, &stored.value) {
                         return Ok(value);
                     }
+                    // Cached under another type: load this caller's own value.
+                    let loader = loader.take().expect("the loader is only taken once");
+                    return self
+                        .load(key, ttl, &tags, loader)
+                        .await
+                        .map(|(value, _)| value);
                 }
                 Role::Follower(waiting) => {
                     if let Some(bytes) = waiting.result().await
@@ -197,14 +202,11 @@ impl Cache {
                     // The leader failed or was cancelled: try again, maybe leading.
                 }
                 Role::Leader(lead) => {
-                    let loader = loader.take().expect("a caller leads at most once");
+                    let loader = loader.take().expect("the loader is only taken once");
                     let outcome = self.load(key, ttl, &tags, loader).await;
                     lead.finish(outcome.as_ref().ok().and_then(|(_, b)| b.clone()));
                     return outcome.map(|(value, _)| value);
                 }
-            }
-            if loader.is_none() {
-                unreachable!("only a leader consumes the loader, and it returns");
             }
         }
     }

@@ -133,10 +133,10 @@ macro_rules! impl_room_repos {
                     .bind(user_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                let outcome = if is_member {
-                    JoinOutcome::AlreadyMember
-                } else if status != "scheduled" || ends_at <= now {
+                let outcome = if status != "scheduled" || ends_at <= now {
                     JoinOutcome::Closed
+                } else if is_member {
+                    JoinOutcome::AlreadyMember
                 } else if members >= i64::from(capacity) {
                     JoinOutcome::Full
                 } else {

@@ -1,94 +1,112 @@
-//! Achievement rules, evaluated from a user's real study sessions.
+//! Achievement rules, evaluated from a user's real study sessions. Each rule
+//! also says *when* it was met, so an achievement noticed late still shows
+//! the moment it was earned.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use tandem_db::StudySession;
+use uuid::Uuid;
 
-/// What a user has done, as the rules see it.
-#[derive(Debug, Default, PartialEq)]
-pub struct Progress {
-    /// Member of at least one (not cancelled) session.
-    pub joined_any: bool,
-    /// Scheduled at least one session.
-    pub hosted_any: bool,
-    /// Shared a session with someone else.
-    pub had_partner: bool,
-    /// Time spent in sessions that have started.
-    pub studied: Duration,
-    /// Longest run of consecutive local days with a session.
-    pub longest_streak: u32,
-}
+/// Hours-studied milestones: (achievement id, hours).
+const HOURS: [(&str, i64); 2] = [("hours-10", 10), ("hours-50", 50)];
+/// Streak milestones: (achievement id, consecutive days).
+const STREAKS: [(&str, u32); 2] = [("streak-3", 3), ("streak-7", 7)];
 
-impl Progress {
-    /// Derives progress from `user`'s sessions, with days in `tz`.
-    pub fn from_sessions(
-        user: uuid::Uuid,
-        sessions: &[StudySession],
-        now: DateTime<Utc>,
-        tz: Tz,
-    ) -> Self {
-        let live: Vec<&StudySession> = sessions
-            .iter()
-            .filter(|s| s.status == "scheduled")
-            .collect();
-        let started: Vec<&&StudySession> = live.iter().filter(|s| s.starts_at <= now).collect();
-        let studied = started
-            .iter()
-            .map(|s| s.ends_at.min(now) - s.starts_at)
-            .fold(Duration::zero(), |a, b| a + b);
-        let days: BTreeSet<NaiveDate> = started
-            .iter()
-            .map(|s| s.starts_at.with_timezone(&tz).date_naive())
-            .collect();
-        Self {
-            joined_any: !live.is_empty(),
-            hosted_any: sessions.iter().any(|s| s.owner_id == user),
-            had_partner: live.iter().any(|s| s.member_count >= 2),
-            studied,
-            longest_streak: longest_run(&days),
+/// The achievements `user` has earned from `sessions` by `now`, each with the
+/// moment it was earned. Only sessions that were not cancelled count, and
+/// only once they have started; days are counted in the user's timezone.
+pub fn earned(
+    user: Uuid,
+    sessions: &[StudySession],
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Vec<(&'static str, DateTime<Utc>)> {
+    let mut started: Vec<&StudySession> = sessions
+        .iter()
+        .filter(|s| s.status == "scheduled" && s.starts_at <= now)
+        .collect();
+    started.sort_by_key(|s| s.starts_at);
+    let mut earned = Vec::new();
+    let mut first = |id, at: Option<DateTime<Utc>>| {
+        if let Some(at) = at {
+            earned.push((id, at));
         }
+    };
+    first("first-session", started.first().map(|s| s.starts_at));
+    first(
+        "host",
+        started
+            .iter()
+            .find(|s| s.owner_id == user)
+            .map(|s| s.starts_at),
+    );
+    first(
+        "first-partner",
+        started
+            .iter()
+            .find(|s| s.member_count >= 2)
+            .map(|s| s.starts_at),
+    );
+    for (id, hours) in HOURS {
+        first(
+            id,
+            when_hours_reached(&started, Duration::hours(hours), now),
+        );
     }
-
-    /// Ids of the achievements this progress earns.
-    pub fn earned(&self) -> Vec<&'static str> {
-        let hours = self.studied.num_minutes() / 60;
-        [
-            ("first-session", self.joined_any),
-            ("host", self.hosted_any),
-            ("first-partner", self.had_partner),
-            ("hours-10", hours >= 10),
-            ("hours-50", hours >= 50),
-            ("streak-3", self.longest_streak >= 3),
-            ("streak-7", self.longest_streak >= 7),
-        ]
-        .into_iter()
-        .filter_map(|(id, done)| done.then_some(id))
-        .collect()
+    for (id, days) in STREAKS {
+        first(id, when_streak_reached(&started, days, tz));
     }
+    earned
 }
 
-fn longest_run(days: &BTreeSet<NaiveDate>) -> u32 {
-    let (mut best, mut run, mut previous) = (0, 0, None::<NaiveDate>);
-    for day in days {
+/// When the time spent in `started` (sorted) first reached `goal`.
+fn when_hours_reached(
+    started: &[&StudySession],
+    goal: Duration,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let mut total = Duration::zero();
+    for s in started {
+        let length = s.ends_at.min(now) - s.starts_at;
+        if total + length >= goal {
+            return Some(s.starts_at + (goal - total));
+        }
+        total += length;
+    }
+    None
+}
+
+/// When `started` (sorted) first covered `days` consecutive local days.
+fn when_streak_reached(started: &[&StudySession], days: u32, tz: Tz) -> Option<DateTime<Utc>> {
+    let mut first_on_day: BTreeMap<NaiveDate, DateTime<Utc>> = BTreeMap::new();
+    for s in started {
+        first_on_day
+            .entry(s.starts_at.with_timezone(&tz).date_naive())
+            .or_insert(s.starts_at);
+    }
+    let (mut run, mut previous) = (0, None::<NaiveDate>);
+    for (day, at) in first_on_day {
         run = match previous {
-            Some(p) if p.succ_opt() == Some(*day) => run + 1,
+            Some(p) if p.succ_opt() == Some(day) => run + 1,
             _ => 1,
         };
-        best = best.max(run);
-        previous = Some(*day);
+        if run >= days {
+            return Some(at);
+        }
+        previous = Some(day);
     }
-    best
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn session(owner: uuid::Uuid, start: DateTime<Utc>, hours: i64, members: i64) -> StudySession {
+    fn session(owner: Uuid, start: DateTime<Utc>, hours: i64, members: i64) -> StudySession {
         StudySession {
-            id: uuid::Uuid::now_v7(),
+            id: Uuid::now_v7(),
             owner_id: owner,
             title: "t".into(),
             subject: "s".into(),
@@ -103,9 +121,8 @@ mod tests {
     }
 
     #[test]
-    fn streaks_hours_and_partners_come_from_sessions() {
-        let me = uuid::Uuid::now_v7();
-        let other = uuid::Uuid::now_v7();
+    fn milestones_are_dated_when_they_were_reached() {
+        let (me, other) = (Uuid::now_v7(), Uuid::now_v7());
         let now = Utc::now();
         let day = |n: i64| now - Duration::days(n);
         let sessions = vec![
@@ -113,24 +130,46 @@ mod tests {
             session(other, day(4), 4, 1),
             session(other, day(3), 4, 1),
             session(other, day(1), 1, 1),
-            session(other, now + Duration::days(1), 8, 1), // not started: no hours
+            session(me, now + Duration::days(1), 8, 1), // not started: counts for nothing yet
         ];
-        let progress = Progress::from_sessions(me, &sessions, now, chrono_tz::UTC);
-        assert_eq!(progress.longest_streak, 3);
-        assert_eq!(progress.studied, Duration::hours(13));
-        assert!(progress.had_partner && progress.joined_any && !progress.hosted_any);
+        let got = earned(me, &sessions, now, chrono_tz::UTC);
         assert_eq!(
-            progress.earned(),
-            ["first-session", "first-partner", "hours-10", "streak-3"]
+            got,
+            [
+                ("first-session", day(5)),
+                ("first-partner", day(5)),
+                ("hours-10", day(3) + Duration::hours(2)),
+                ("streak-3", day(3)),
+            ]
         );
     }
 
     #[test]
-    fn cancelled_sessions_do_not_count() {
-        let me = uuid::Uuid::now_v7();
-        let mut s = session(me, Utc::now() - Duration::days(1), 20, 3);
-        s.status = "cancelled".into();
-        let progress = Progress::from_sessions(me, &[s], Utc::now(), chrono_tz::UTC);
-        assert_eq!(progress.earned(), ["host"]);
+    fn cancelled_and_future_sessions_do_not_count() {
+        let me = Uuid::now_v7();
+        let mut cancelled = session(me, Utc::now() - Duration::days(1), 20, 3);
+        cancelled.status = "cancelled".into();
+        let future = session(me, Utc::now() + Duration::hours(1), 2, 2);
+        assert!(earned(me, &[cancelled, future], Utc::now(), chrono_tz::UTC).is_empty());
+    }
+
+    #[test]
+    fn streak_days_follow_the_users_timezone() {
+        let me = Uuid::now_v7();
+        // 23:30 UTC on three consecutive days is the next morning in Tokyo:
+        // still three consecutive days, just shifted.
+        let base =
+            DateTime::parse_from_rfc3339("2026-03-01T23:30:00Z").map(|d| d.with_timezone(&Utc));
+        let base = base.expect("valid date");
+        let sessions: Vec<_> = (0..3)
+            .map(|d| session(me, base + Duration::days(d), 1, 1))
+            .collect();
+        let got = earned(
+            me,
+            &sessions,
+            base + Duration::days(5),
+            chrono_tz::Asia::Tokyo,
+        );
+        assert!(got.iter().any(|(id, _)| *id == "streak-3"));
     }
 }

@@ -110,7 +110,10 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             Self::BadRequest { detail, .. } => detail.clone(),
-            Self::Validation(_) => "Some fields are invalid; see `errors`.".into(),
+            Self::Validation(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("Please check: {}.", fields.join(", "))
+            }
             Self::Unauthenticated => "Log in to continue.".into(),
             Self::InvalidCredentials => "Invalid e-mail or password.".into(),
             Self::Forbidden(why) => (*why).to_owned(),

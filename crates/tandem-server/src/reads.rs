@@ -9,7 +9,7 @@ use tandem_db::{Achievement, Database, Profile, StudySession, User};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ApiError, AppState, achievements::Progress};
+use crate::{ApiError, AppState, achievements};
 
 /// User profile: 5 minutes.
 pub const USER_TTL: Duration = Duration::from_secs(5 * 60);
@@ -52,12 +52,15 @@ pub async fn user_changed(app: &AppState, id: Uuid) {
 pub async fn upcoming_sessions(app: &AppState) -> Result<Vec<StudySession>, ApiError> {
     let db = app.db.clone();
     let now = app.clock.now();
-    let loaded = app
+    let mut loaded: Vec<StudySession> = app
         .cache
         .get_or_load(UPCOMING_KEY, SESSIONS_TTL, &[], move || async move {
             db.upcoming_study_sessions(now, UPCOMING_LIMIT).await
         })
         .await?;
+    // The list may be up to 2 minutes old: drop sessions that ended since.
+    let now = app.clock.now();
+    loaded.retain(|s| s.ends_at > now);
     Ok(loaded)
 }
 
@@ -130,8 +133,8 @@ async fn award_and_list(
     timezone: chrono_tz::Tz,
 ) -> Result<Vec<AchievementStatus>, tandem_db::DbError> {
     let sessions = db.study_sessions_of(user_id, 10_000).await?;
-    for id in Progress::from_sessions(user_id, &sessions, now, timezone).earned() {
-        if db.award(user_id, id, now).await? {
+    for (id, at) in achievements::earned(user_id, &sessions, now, timezone) {
+        if db.award(user_id, id, at).await? {
             tracing::info!(%user_id, achievement = id, "achievement earned");
         }
     }

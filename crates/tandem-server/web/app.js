@@ -9,6 +9,8 @@ const routes = {
   login: { page: renderLogin, auth: false },
   signup: { page: renderSignup, auth: false },
   profile: { page: renderProfile, auth: true },
+  rooms: { page: renderRooms, auth: true },
+  achievements: { page: renderAchievements, auth: true },
   devices: { page: renderDevices, auth: true },
 };
 
@@ -60,9 +62,11 @@ function showProblem(form, err) {
   for (const el of form.querySelectorAll('.field-error')) el.remove();
   for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
   const box = form.querySelector('.form-error');
+  const errors = err.errors || [];
   box.hidden = false;
-  box.textContent = err.message;
-  for (const { field, message } of err.errors || []) {
+  // The API's summary of field errors points at its `errors` list; say it for people instead.
+  box.textContent = errors.length && /`errors`/.test(err.message) ? 'Please check the highlighted fields.' : err.message;
+  for (const { field, message } of errors) {
     const input = form.elements[field];
     const target = input instanceof Element ? input : form.querySelector('#windows');
     if (!target) continue;
@@ -225,6 +229,267 @@ async function renderDevices() {
     toast(revoked === 1 ? 'Logged out 1 device' : `Logged out ${revoked} devices`);
     renderDevices();
   });
+}
+
+// Study rooms: schedule, browse, join, leave, cancel.
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short' });
+const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+const monthFormat = new Intl.DateTimeFormat(undefined, { month: 'short' });
+
+/** "Thu, 26 Nov · 14:00 – 15:30" in the browser's time zone. */
+function describeTimes(s) {
+  const start = new Date(s.starts_at);
+  const end = new Date(s.ends_at);
+  const until = start.toDateString() === end.toDateString()
+    ? timeFormat.format(end) : `${dayFormat.format(end)}, ${timeFormat.format(end)}`;
+  return `${dayFormat.format(start)} · ${timeFormat.format(start)} – ${until}`;
+}
+
+/** The value a `datetime-local` input needs to show `date` in local time. */
+function localInputValue(date) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`
+    + `T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/** cancelled, ended, live or upcoming. */
+function sessionState(s, now = Date.now()) {
+  if (s.status === 'cancelled') return 'cancelled';
+  if (Date.parse(s.ends_at) <= now) return 'ended';
+  if (Date.parse(s.starts_at) <= now) return 'live';
+  return 'upcoming';
+}
+
+function badge(text, kind = '') {
+  const el = document.createElement('span');
+  el.className = `badge ${kind}`.trim();
+  el.textContent = text;
+  return el;
+}
+
+function button(text, className, onClick) {
+  const el = document.createElement('button');
+  el.type = 'button';
+  el.className = className;
+  el.textContent = text;
+  el.addEventListener('click', onClick);
+  return el;
+}
+
+function emptyItem(text) {
+  const li = document.createElement('li');
+  li.className = 'empty';
+  li.textContent = text;
+  return li;
+}
+
+function initials(name) {
+  return name.trim().charAt(0).toUpperCase() || '?';
+}
+
+async function loadMembers(id, list) {
+  const detail = await api('GET', `/api/study-sessions/${id}`);
+  list.replaceChildren(...detail.members.map((m) => {
+    const li = document.createElement('li');
+    const dot = document.createElement('span');
+    dot.className = 'mini-avatar';
+    dot.textContent = initials(m.display_name);
+    const name = document.createElement('span');
+    name.textContent = m.user_id === me.id ? `${m.display_name} (you)` : m.display_name;
+    li.append(dot, name);
+    if (m.role === 'owner') li.append(badge('Host', 'subtle'));
+    return li;
+  }));
+}
+
+/** One session card; `actions` go on its right-hand side. */
+function sessionCard(s, { actions = [], labels = [] } = {}) {
+  const li = document.getElementById('tpl-session').content.firstElementChild.cloneNode(true);
+  const start = new Date(s.starts_at);
+  const state = sessionState(s);
+  li.classList.add(state);
+  li.dataset.id = s.id;
+  li.querySelector('.month').textContent = monthFormat.format(start);
+  li.querySelector('.day').textContent = String(start.getDate());
+  li.querySelector('.session-title').textContent = s.title;
+  li.querySelector('.subject').textContent = s.subject;
+  const head = li.querySelector('.session-head');
+  if (state === 'cancelled') head.append(badge('Cancelled', 'muted-badge'));
+  else if (state === 'ended') head.append(badge('Ended', 'muted-badge'));
+  else if (state === 'live') head.append(badge('Live now', 'live'));
+  head.append(...labels);
+  li.querySelector('.session-time').textContent = describeTimes(s);
+  const desc = li.querySelector('.session-desc');
+  if (s.description) desc.textContent = s.description;
+  else desc.remove();
+  li.querySelector('.seats-text').textContent = `${s.member_count} / ${s.capacity} joined`;
+  const fill = li.querySelector('.meter-fill');
+  fill.style.width = `${Math.min(100, (100 * s.member_count) / s.capacity)}%`;
+  fill.classList.toggle('full', s.member_count >= s.capacity);
+  const details = li.querySelector('details');
+  details.addEventListener('toggle', () => {
+    if (details.open) loadMembers(s.id, details.querySelector('.member-list')).catch(showError);
+  });
+  li.querySelector('.session-action').append(...actions);
+  return li;
+}
+
+/** Runs a join/leave/cancel, says how it went, and redraws both lists. */
+async function sessionAction(el, path, done, refresh) {
+  el.disabled = true;
+  try {
+    const detail = await api('POST', path, {});
+    toast(done(detail));
+  } catch (err) {
+    showError(err);
+  }
+  await refresh();
+}
+
+function upcomingActions(s, mine, refresh) {
+  if (s.owner_id === me.id) return [badge('Your session', 'brand')];
+  if (mine.has(s.id)) return [badge('Joined', 'ok')];
+  if (s.member_count >= s.capacity) return [badge('Full', 'muted-badge')];
+  const join = button('Join', 'primary small', () => sessionAction(join, `/api/study-sessions/${s.id}/join`,
+    (d) => `You joined “${d.title}”`, refresh));
+  join.setAttribute('aria-label', `Join ${s.title}`);
+  return [join];
+}
+
+function mineActions(s, refresh) {
+  const state = sessionState(s);
+  if (state === 'cancelled' || state === 'ended') return [];
+  if (s.owner_id === me.id) {
+    const cancel = button('Cancel', 'secondary danger small', () => {
+      if (!window.confirm(`Cancel “${s.title}” for everyone who joined?`)) return;
+      sessionAction(cancel, `/api/study-sessions/${s.id}/cancel`, (d) => `Cancelled “${d.title}”`, refresh);
+    });
+    cancel.setAttribute('aria-label', `Cancel ${s.title}`);
+    return [cancel];
+  }
+  const leave = button('Leave', 'secondary small', () => sessionAction(leave, `/api/study-sessions/${s.id}/leave`,
+    (d) => `You left “${d.title}”`, refresh));
+  leave.setAttribute('aria-label', `Leave ${s.title}`);
+  return [leave];
+}
+
+async function drawSessions(upcomingList, mineList) {
+  const [upcoming, mine] = await Promise.all([
+    api('GET', '/api/study-sessions'), api('GET', '/api/study-sessions/mine'),
+  ]);
+  if (!upcomingList.isConnected) return; // navigated away meanwhile
+  const refresh = () => drawSessions(upcomingList, mineList).catch(showError);
+  const mineIds = new Set(mine.map((s) => s.id));
+  upcomingList.replaceChildren(...(upcoming.length
+    ? upcoming.map((s) => sessionCard(s, { actions: upcomingActions(s, mineIds, refresh) }))
+    : [emptyItem('No sessions scheduled yet. Be the first: schedule one and invite others to join.')]));
+  mineList.replaceChildren(...(mine.length
+    ? mine.map((s) => sessionCard(s, {
+      actions: mineActions(s, refresh),
+      labels: s.owner_id === me.id ? [badge('Hosting', 'brand')] : [],
+    }))
+    : [emptyItem('Sessions you schedule or join show up here.')]));
+}
+
+function defaultTimes(form) {
+  const start = new Date();
+  start.setHours(start.getHours() + 1, 0, 0, 0);
+  const end = new Date(start.getTime() + 60 * 60 * 1000);
+  form.elements.starts_at.value = localInputValue(start);
+  form.elements.ends_at.value = localInputValue(end);
+  form.elements.starts_at.min = localInputValue(new Date());
+}
+
+function clearProblem(form) {
+  form.querySelector('.form-error').hidden = true;
+  for (const el of form.querySelectorAll('.field-error')) el.remove();
+  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+}
+
+async function renderRooms() {
+  const root = mount('tpl-rooms');
+  const form = root.querySelector('#session-form');
+  const upcomingList = root.querySelector('#upcoming-list');
+  const mineList = root.querySelector('#mine-list');
+  const { starts_at: startInput, ends_at: endInput } = form.elements;
+  defaultTimes(form);
+  // Moving the start keeps the session's length.
+  let length = 60 * 60 * 1000;
+  endInput.addEventListener('change', () => {
+    const ms = Date.parse(endInput.value) - Date.parse(startInput.value);
+    if (ms > 0) length = ms;
+  });
+  startInput.addEventListener('change', () => {
+    const start = Date.parse(startInput.value);
+    if (!Number.isNaN(start)) endInput.value = localInputValue(new Date(start + length));
+  });
+  api('GET', '/api/config/subjects')
+    .then((subjects) => root.querySelector('#subject-options').replaceChildren(...subjects.map((s) => new Option(s))))
+    .catch(() => {}); // suggestions only
+  onSubmit(form, async (data) => {
+    const text = (k) => String(data.get(k) || '').trim();
+    const missing = [];
+    const instant = (field, what) => {
+      const date = new Date(text(field));
+      if (Number.isNaN(date.getTime())) {
+        missing.push({ field, message: `Choose ${what}.` });
+        return null;
+      }
+      return date.toISOString();
+    };
+    const body = {
+      title: text('title'),
+      subject: text('subject'),
+      description: text('description'),
+      starts_at: instant('starts_at', 'a start date and time'),
+      ends_at: instant('ends_at', 'an end date and time'),
+      capacity: Number.parseInt(text('capacity'), 10) || 0,
+    };
+    if (missing.length) throw new ApiError({ status: 422, detail: 'Please check the highlighted fields.', errors: missing });
+    const session = await api('POST', '/api/study-sessions', body);
+    form.reset();
+    clearProblem(form);
+    defaultTimes(form);
+    length = 60 * 60 * 1000;
+    toast(`Scheduled “${session.title}”`);
+    await drawSessions(upcomingList, mineList);
+  });
+  await drawSessions(upcomingList, mineList);
+}
+
+// Achievements: the catalog, earned ones first.
+
+async function renderAchievements() {
+  const root = mount('tpl-achievements');
+  const list = root.querySelector('#achievement-list');
+  const all = await api('GET', '/api/achievements');
+  if (!list.isConnected) return;
+  const earned = all.filter((a) => a.earned_at).sort((a, b) => Date.parse(a.earned_at) - Date.parse(b.earned_at));
+  const locked = all.filter((a) => !a.earned_at);
+  root.querySelector('#achievement-summary').textContent = earned.length
+    ? `${earned.length} of ${all.length} earned. Keep studying together to unlock the rest.`
+    : `0 of ${all.length} earned. Join or host a study session to earn your first badge.`;
+  root.querySelector('#achievement-meter').style.width = `${all.length ? (100 * earned.length) / all.length : 0}%`;
+  const dateFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+  list.replaceChildren(...[...earned, ...locked].map((a) => {
+    const li = document.createElement('li');
+    li.className = a.earned_at ? 'achievement earned' : 'achievement locked';
+    const icon = document.createElement('div');
+    icon.className = 'achievement-icon';
+    icon.setAttribute('aria-hidden', 'true');
+    icon.textContent = a.icon;
+    const name = document.createElement('h3');
+    name.textContent = a.name;
+    const description = document.createElement('p');
+    description.className = 'muted';
+    description.textContent = a.description;
+    const status = document.createElement('p');
+    status.className = 'achievement-status';
+    status.textContent = a.earned_at ? `Earned ${dateFormat.format(new Date(a.earned_at))}` : 'Not earned yet';
+    li.append(icon, name, description, status);
+    return li;
+  }));
 }
 
 document.getElementById('logout').addEventListener('click', async () => {

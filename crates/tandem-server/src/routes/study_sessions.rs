@@ -200,6 +200,11 @@ pub async fn leave(
             "Owners cancel a session instead of leaving it.".into(),
         ));
     }
+    if session.ends_at <= app.clock.now() {
+        return Err(ApiError::Conflict(
+            "This session is over; it stays in your history.".into(),
+        ));
+    }
     if !app.db.leave_study_session(id, auth.user_id()).await? {
         return Err(ApiError::NotFound("membership"));
     }
@@ -223,6 +228,11 @@ pub async fn cancel(
         .ok_or(ApiError::NotFound("study session"))?;
     if session.owner_id != auth.user_id() {
         return Err(ApiError::Forbidden("Only the owner can cancel a session."));
+    }
+    if session.ends_at <= app.clock.now() {
+        return Err(ApiError::Conflict(
+            "This session is over and cannot be cancelled.".into(),
+        ));
     }
     if !app
         .db
