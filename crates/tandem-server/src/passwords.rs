@@ -1,6 +1,6 @@
 //! Argon2id password hashing on a bounded blocking pool.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use argon2::{
@@ -16,19 +16,24 @@ use tokio::sync::Semaphore;
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
-    /// Verified against when an account does not exist, so a login for an
-    /// unknown e-mail takes as long as one with a wrong password.
-    dummy_hash: Arc<str>,
+}
+
+/// Verified against when an account does not exist, so a login for an
+/// unknown e-mail takes as long as one with a wrong password. Computed on
+/// first use, on the blocking pool.
+fn dummy_hash() -> String {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY
+        .get_or_init(|| hash_blocking("tandem-dummy-password").unwrap_or_default())
+        .clone()
 }
 
 impl Passwords {
     /// A hasher sized to the machine.
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let dummy = hash_blocking("tandem-dummy-password").unwrap_or_default();
         Self {
             permits: Arc::new(Semaphore::new(cores)),
-            dummy_hash: dummy.into(),
         }
     }
 
@@ -43,9 +48,9 @@ impl Passwords {
     /// Whether `password` matches `hash`; with no hash, burns the same time and says no.
     pub async fn verify(&self, password: String, hash: Option<String>) -> anyhow::Result<bool> {
         let exists = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let _permit = self.permits.acquire().await.context("hasher closed")?;
         let matches = tokio::task::spawn_blocking(move || {
+            let hash = hash.unwrap_or_else(dummy_hash);
             PasswordHash::new(&hash)
                 .map(|parsed| {
                     Argon2::default()
