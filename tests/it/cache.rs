@@ -289,6 +289,14 @@ async fn tag_bookkeeping_does_not_grow() {
     }
 }
 
+/// A loopback port nobody listens on (for a Redis of the test's own).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 /// A Redis server of the test's own, to stop and start.
 struct OwnRedis {
     port: u16,
@@ -342,10 +350,7 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() {
     if Backend::distributed().await.is_none() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let redis = OwnRedis::start(port).await;
     let cache = redis_cache(&redis.url(), "tandem-test:outage:").await;
     let db = Db::default();
@@ -388,10 +393,7 @@ async fn the_api_keeps_answering_when_the_cache_redis_dies() {
     let Some(backend) = Backend::distributed().await else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let redis = OwnRedis::start(port).await;
     let cache_url = redis.url();
     let app = crate::helpers::TestApp::spawn_with(backend, |c| {

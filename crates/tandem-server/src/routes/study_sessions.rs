@@ -144,11 +144,7 @@ pub async fn detail(
     _auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let session = app
-        .db
-        .study_session(id)
-        .await?
-        .ok_or(ApiError::NotFound("study session"))?;
+    let session = find(&app, id).await?;
     let members = app.db.members(id).await?;
     Ok(axum::Json(StudySessionDetail { session, members }))
 }
@@ -190,11 +186,7 @@ pub async fn leave(
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let session = app
-        .db
-        .study_session(id)
-        .await?
-        .ok_or(ApiError::NotFound("study session"))?;
+    let session = find(&app, id).await?;
     if session.owner_id == auth.user_id() {
         return Err(ApiError::Conflict(
             "Owners cancel a session instead of leaving it.".into(),
@@ -221,11 +213,7 @@ pub async fn cancel(
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let session = app
-        .db
-        .study_session(id)
-        .await?
-        .ok_or(ApiError::NotFound("study session"))?;
+    let session = find(&app, id).await?;
     if session.owner_id != auth.user_id() {
         return Err(ApiError::Forbidden("Only the owner can cancel a session."));
     }
@@ -252,11 +240,7 @@ async fn changed(
     id: Uuid,
     former_members: &[Uuid],
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let session = app
-        .db
-        .study_session(id)
-        .await?
-        .ok_or(ApiError::NotFound("study session"))?;
+    let session = find(app, id).await?;
     let members = app.db.members(id).await?;
     let affected: Vec<Uuid> = members
         .iter()
@@ -265,4 +249,11 @@ async fn changed(
         .collect();
     reads::session_changed(app, &affected).await;
     Ok(axum::Json(StudySessionDetail { session, members }))
+}
+
+async fn find(app: &AppState, id: Uuid) -> Result<StudySession, ApiError> {
+    app.db
+        .study_session(id)
+        .await?
+        .ok_or(ApiError::NotFound("study session"))
 }
