@@ -181,3 +181,27 @@ async fn nobody_can_see_or_revoke_another_users_sessions(backend: Backend) {
     mallory.delete("/api/auth/sessions", None).await;
     assert_eq!(alice.get("/api/users/me").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn cross_site_writes_are_refused() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (client, _) = app.signed_up().await;
+    let cookie = client.cookie().unwrap_or_default();
+    let http = reqwest::Client::new();
+    let send = |origin: String| {
+        http.post(format!("{}/api/auth/logout", app.url))
+            .header(header::COOKIE, cookie.clone())
+            .header(header::ORIGIN, origin)
+            .send()
+    };
+    let refused = send("https://evil.example".into()).await.expect("sent");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        client.get("/api/users/me").await.status,
+        StatusCode::OK,
+        "cross-site logout worked"
+    );
+    let allowed = send(app.url.clone()).await.expect("sent");
+    assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
+    assert_problem(&client.get("/api/users/me").await, StatusCode::UNAUTHORIZED);
+}

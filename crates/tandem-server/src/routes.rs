@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -85,6 +85,7 @@ pub fn router(app: AppState) -> Router {
             )
         })
         .layer(middleware::from_fn_with_state(app.clone(), api_rate_limit))
+        .layer(middleware::from_fn(same_origin_writes))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(telemetry::track_http))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -108,6 +109,32 @@ pub fn router(app: AppState) -> Router {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .with_state(app)
+}
+
+/// Refuses state-changing requests a browser sent from another site: their
+/// `Origin` must name the host they were sent to. (SameSite=Lax cookies and
+/// JSON bodies already stop most; this closes the rest.) Clients that send
+/// no `Origin` (curl, servers) are not browsers and carry no ambient cookie risk.
+async fn same_origin_writes(request: Request, next: Next) -> Response {
+    let unsafe_method = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if unsafe_method && let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, host)| host);
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if origin_host.is_none() || origin_host != host {
+            return ApiError::Forbidden("Cross-site request refused.").into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Per-IP request budget for `/api`, counted in this instance.
