@@ -1,0 +1,298 @@
+//! Channels of one instance: who subscribes to which topic, fan-out of
+//! broadcasts, and presence. Every message is shared (`Arc`) by all its
+//! recipients and encoded at most once per serializer; each connection has a
+//! bounded queue, and a connection that lets it fill up is cut off instead
+//! of growing memory.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tokio::sync::{Notify, mpsc};
+
+use crate::{ConnId, presence::Presence};
+
+/// A server push for every subscriber of a topic (except `exclude`).
+#[derive(Debug)]
+pub struct Outbound {
+    /// Topic, e.g. `realtime:room:42`.
+    pub topic: String,
+    /// Event, e.g. `broadcast`, `presence_diff`.
+    pub event: String,
+    /// Payload.
+    pub payload: Value,
+    /// The sender, when it asked not to receive its own broadcast.
+    pub exclude: Option<ConnId>,
+    encoded: [OnceLock<Bytes>; 2],
+}
+
+impl Outbound {
+    /// A push of `event` with `payload` on `topic`.
+    pub fn new(topic: &str, event: &str, payload: Value, exclude: Option<ConnId>) -> Arc<Self> {
+        Arc::new(Self {
+            topic: topic.to_owned(),
+            event: event.to_owned(),
+            payload,
+            exclude,
+            encoded: [OnceLock::new(), OnceLock::new()],
+        })
+    }
+
+    /// The encoding for serializer `slot` (0 or 1), computed by the first caller.
+    pub fn encoded(&self, slot: usize, encode: impl FnOnce(&Self) -> Bytes) -> Bytes {
+        self.encoded[slot.min(1)]
+            .get_or_init(|| encode(self))
+            .clone()
+    }
+}
+
+/// One connection as the hub sees it.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// Its id.
+    pub id: ConnId,
+    tx: mpsc::Sender<Arc<Outbound>>,
+    overflowed: Arc<Notify>,
+}
+
+/// The connection's side: its queue, and the signal that it fell behind.
+#[derive(Debug)]
+pub struct Inbox {
+    /// Pushes to write to the socket, in order per topic.
+    pub rx: mpsc::Receiver<Arc<Outbound>>,
+    /// Fires once if the queue overflowed: the connection must close.
+    pub overflowed: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Topic {
+    subscribers: HashMap<ConnId, Conn>,
+    presence: Presence,
+}
+
+/// The topics of this instance.
+pub struct Hub {
+    topics: Mutex<HashMap<String, Topic>>,
+    next_conn: AtomicU64,
+    queue: usize,
+}
+
+impl Hub {
+    /// A hub whose connections buffer at most `queue` pushes each.
+    pub fn new(queue: usize) -> Self {
+        Self {
+            topics: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            queue: queue.max(1),
+        }
+    }
+
+    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Topic>> {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection.
+    pub fn connect(&self) -> (Conn, Inbox) {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let overflowed = Arc::new(Notify::new());
+        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let conn = Conn {
+            id,
+            tx,
+            overflowed: overflowed.clone(),
+        };
+        (conn, Inbox { rx, overflowed })
+    }
+
+    /// Subscribes `conn` to `topic`; returns the current `presence_state`.
+    pub fn join(&self, topic: &str, conn: &Conn) -> Value {
+        let mut topics = self.topics();
+        let entry = topics.entry(topic.to_owned()).or_default();
+        entry.subscribers.insert(conn.id, conn.clone());
+        metrics::gauge!("tandem_realtime_channels").set(topics.len() as f64);
+        topics[topic].presence.state()
+    }
+
+    /// Unsubscribes `conn` from `topic`, announcing it left if it was present.
+    pub fn leave(&self, topic: &str, conn: ConnId) {
+        let mut topics = self.topics();
+        let Some(entry) = topics.get_mut(topic) else {
+            return;
+        };
+        entry.subscribers.remove(&conn);
+        let diff = entry.presence.untrack(conn);
+        if !diff.is_empty() {
+            deliver(
+                entry,
+                &Outbound::new(topic, "presence_diff", diff.to_json(), None),
+            );
+        }
+        if entry.subscribers.is_empty() {
+            topics.remove(topic);
+        }
+        metrics::gauge!("tandem_realtime_channels").set(topics.len() as f64);
+    }
+
+    /// Sends `message` to the topic's subscribers, in order.
+    pub fn publish(&self, message: &Arc<Outbound>) {
+        let mut topics = self.topics();
+        if let Some(entry) = topics.get_mut(&message.topic) {
+            deliver(entry, message);
+        }
+    }
+
+    /// `conn` tracks `payload` under `key` in `topic`'s presence.
+    pub fn track(&self, topic: &str, conn: ConnId, key: &str, payload: Map<String, Value>) {
+        let mut topics = self.topics();
+        if let Some(entry) = topics.get_mut(topic) {
+            let diff = entry.presence.track(key, conn, payload);
+            deliver(
+                entry,
+                &Outbound::new(topic, "presence_diff", diff.to_json(), None),
+            );
+        }
+    }
+
+    /// `conn` stops tracking in `topic`.
+    pub fn untrack(&self, topic: &str, conn: ConnId) {
+        let mut topics = self.topics();
+        if let Some(entry) = topics.get_mut(topic) {
+            let diff = entry.presence.untrack(conn);
+            if !diff.is_empty() {
+                deliver(
+                    entry,
+                    &Outbound::new(topic, "presence_diff", diff.to_json(), None),
+                );
+            }
+        }
+    }
+
+    /// Number of subscribers of `topic`.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.topics().get(topic).map_or(0, |t| t.subscribers.len())
+    }
+}
+
+/// Queues `message` for every subscriber (but the excluded one). A full
+/// queue means a consumer too slow to keep up: it is dropped from the topic
+/// and told to close, so one slow client never stalls or bloats the rest.
+fn deliver(topic: &mut Topic, message: &Arc<Outbound>) {
+    let mut slow = Vec::new();
+    for (id, conn) in &topic.subscribers {
+        if Some(*id) == message.exclude {
+            continue;
+        }
+        match conn.tx.try_send(message.clone()) {
+            Ok(()) => metrics::counter!("tandem_realtime_messages_out_total").increment(1),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                conn.overflowed.notify_one();
+                slow.push(*id);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => slow.push(*id),
+        }
+    }
+    for id in slow {
+        topic.subscribers.remove(&id);
+        metrics::counter!("tandem_realtime_dropped_connections_total").increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn broadcasts_reach_subscribers_in_order_except_the_excluded() {
+        let hub = Hub::new(16);
+        let (a, mut a_in) = hub.connect();
+        let (b, mut b_in) = hub.connect();
+        hub.join("realtime:room", &a);
+        hub.join("realtime:room", &b);
+        for i in 0..3 {
+            hub.publish(&Outbound::new(
+                "realtime:room",
+                "broadcast",
+                json!(i),
+                Some(a.id),
+            ));
+        }
+        for i in 0..3 {
+            assert_eq!(
+                b_in.rx.recv().await.map(|m| m.payload.clone()),
+                Some(json!(i))
+            );
+        }
+        assert!(
+            a_in.rx.try_recv().is_err(),
+            "excluded sender got its own broadcast"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_message_is_shared_and_encoded_once() {
+        let hub = Hub::new(16);
+        let (a, mut a_in) = hub.connect();
+        let (b, mut b_in) = hub.connect();
+        hub.join("t", &a);
+        hub.join("t", &b);
+        hub.publish(&Outbound::new("t", "broadcast", json!({}), None));
+        let (ma, mb) = (
+            a_in.rx.recv().await.expect("a"),
+            b_in.rx.recv().await.expect("b"),
+        );
+        assert!(Arc::ptr_eq(&ma, &mb));
+        let mut encodings = 0;
+        for m in [&ma, &mb] {
+            m.encoded(1, |_| {
+                encodings += 1;
+                Bytes::from_static(b"x")
+            });
+        }
+        assert_eq!(encodings, 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_consumer_is_cut_off_without_stalling_others() {
+        let hub = Hub::new(2);
+        let (slow, slow_in) = hub.connect();
+        let (fast, mut fast_in) = hub.connect();
+        hub.join("t", &slow);
+        hub.join("t", &fast);
+        for i in 0..10 {
+            hub.publish(&Outbound::new("t", "broadcast", json!(i), None));
+            assert_eq!(
+                fast_in.rx.recv().await.map(|m| m.payload.clone()),
+                Some(json!(i))
+            );
+        }
+        slow_in.overflowed.notified().await;
+        assert_eq!(hub.subscribers("t"), 1);
+    }
+
+    #[tokio::test]
+    async fn presence_is_announced_and_cleaned_up_on_leave() {
+        let hub = Hub::new(16);
+        let (a, _a_in) = hub.connect();
+        let (b, mut b_in) = hub.connect();
+        hub.join("t", &a);
+        hub.join("t", &b);
+        hub.track("t", a.id, "ada", Map::new());
+        let join = b_in.rx.recv().await.expect("diff");
+        assert_eq!(join.event, "presence_diff");
+        assert!(join.payload["joins"]["ada"].is_object());
+        assert!(hub.join("t", &b)["ada"].is_object(), "state on rejoin");
+        hub.leave("t", a.id);
+        let leave = b_in.rx.recv().await.expect("diff");
+        assert!(leave.payload["leaves"]["ada"].is_object());
+        hub.leave("t", b.id);
+        assert_eq!(hub.subscribers("t"), 0);
+    }
+}

@@ -1,0 +1,10 @@
+//! The realtime server's core (roadmap Tier 2 §4): channels, broadcast and
+//! presence, independent of the transport. The WebSocket endpoint speaking
+//! Supabase Realtime's protocol sits on top of [`hub::Hub`].
+
+pub mod hub;
+pub mod presence;
+
+/// Identifies one client connection within an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
