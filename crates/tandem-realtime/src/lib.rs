@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod presence;
+pub mod protocol;
 
 /// Identifies one client connection within an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
