@@ -3,42 +3,10 @@
 // Secure cookies on) against Debian's Chromium, driven by playwright-core.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { startTandem } from './tandem.mjs';
 
-const bin = process.env.TANDEM_BIN ?? new URL('../target/debug/tandem', import.meta.url).pathname;
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-/** Starts the real binary on a free port and waits for the URL it prints. */
-async function startTandem() {
-  const dir = mkdtempSync(join(tmpdir(), 'tandem-e2e-'));
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key.startsWith('TANDEM_') || key.endsWith('_URL')) delete env[key];
-  const child = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir], {
-    cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('tandem printed no URL within 60 s')), 60_000);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = line.match(/http:\/\/\S+/);
-      if (match) { clearTimeout(timer); resolve(match[0]); }
-    });
-    child.on('exit', (code) => reject(new Error(`tandem exited early with ${code}`)));
-  });
-  return {
-    url,
-    async stop() {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await once(child, 'exit');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 /** What a `datetime-local` input shows for `date` in `timeZone`: `YYYY-MM-DDTHH:MM`. */
 function localInputValue(date, timeZone) {

@@ -12,11 +12,14 @@ use std::{
     },
 };
 
-use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc};
 
-use crate::{ConnId, presence::Presence};
+use crate::{
+    ConnId,
+    presence::Presence,
+    protocol::{Body, Frame},
+};
 
 /// A server push for every subscriber of a topic (except `exclude`).
 #[derive(Debug)]
@@ -27,9 +30,12 @@ pub struct Outbound {
     pub event: String,
     /// Payload.
     pub payload: Value,
+    /// The user payload, for user broadcasts (then `payload` is
+    /// `{type: "broadcast", event}`).
+    pub body: Option<Body>,
     /// The sender, when it asked not to receive its own broadcast.
     pub exclude: Option<ConnId>,
-    encoded: [OnceLock<Bytes>; 2],
+    encoded: [OnceLock<Option<Frame>>; 2],
 }
 
 impl Outbound {
@@ -39,13 +45,31 @@ impl Outbound {
             topic: topic.to_owned(),
             event: event.to_owned(),
             payload,
+            body: None,
             exclude,
             encoded: [OnceLock::new(), OnceLock::new()],
         })
     }
 
-    /// The encoding for serializer `slot` (0 or 1), computed by the first caller.
-    pub fn encoded(&self, slot: usize, encode: impl FnOnce(&Self) -> Bytes) -> Bytes {
+    /// A user broadcast of `event` with `body`.
+    pub fn broadcast(topic: &str, event: &str, body: Body, exclude: Option<ConnId>) -> Arc<Self> {
+        Arc::new(Self {
+            topic: topic.to_owned(),
+            event: "broadcast".to_owned(),
+            payload: json!({ "type": "broadcast", "event": event }),
+            body: Some(body),
+            exclude,
+            encoded: [OnceLock::new(), OnceLock::new()],
+        })
+    }
+
+    /// The frame for serializer `slot` (0 or 1), encoded by the first caller
+    /// and shared by every other recipient on that serializer.
+    pub fn encoded(
+        &self,
+        slot: usize,
+        encode: impl FnOnce(&Self) -> Option<Frame>,
+    ) -> Option<Frame> {
         self.encoded[slot.min(1)]
             .get_or_init(|| encode(self))
             .clone()
@@ -253,7 +277,7 @@ mod tests {
         for m in [&ma, &mb] {
             m.encoded(1, |_| {
                 encodings += 1;
-                Bytes::from_static(b"x")
+                Some(Frame::Text("x".into()))
             });
         }
         assert_eq!(encodings, 1);

@@ -5,6 +5,8 @@
 pub mod hub;
 pub mod presence;
 pub mod protocol;
+pub mod socket;
+pub mod token;
 
 /// Identifies one client connection within an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -30,6 +30,9 @@ pub struct Config {
     pub cache_l1_ttl: Duration,
     /// `TANDEM_CACHE_L1_MAX_MB`: memory budget of the in-process cache.
     pub cache_l1_max_mb: u32,
+    /// `TANDEM_REALTIME_SECRET`: signs realtime access tokens; set the same
+    /// value on every instance (unset: a random key per process).
+    pub realtime_secret: Option<SecretString>,
     /// `TANDEM_COOKIE_SECURE`: mark the session cookie `Secure` (turn off only for plain http).
     pub cookie_secure: bool,
     /// `TANDEM_SESSION_IDLE_TIMEOUT`: a session unused this long ends.
@@ -93,6 +96,7 @@ impl Config {
                 .map(SecretString::from),
             cache_l1_ttl: env.duration("TANDEM_CACHE_L1_TTL", "5s")?,
             cache_l1_max_mb: env.count("TANDEM_CACHE_L1_MAX_MB", "64")?,
+            realtime_secret: env.get("TANDEM_REALTIME_SECRET").map(SecretString::from),
             cookie_secure: env.flag("TANDEM_COOKIE_SECURE", true)?,
             session_idle_timeout: env.duration("TANDEM_SESSION_IDLE_TIMEOUT", "14d")?,
             session_absolute_timeout: env.duration("TANDEM_SESSION_ABSOLUTE_TIMEOUT", "30d")?,

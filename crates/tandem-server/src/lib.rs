@@ -52,6 +52,12 @@ impl Server {
     /// Serves until `shutdown` fires, then drains in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let maintenance = tokio::spawn(run_maintenance(self.app.clone(), shutdown.clone()));
+        let app_shutdown = self.app.shutdown.clone();
+        let relay = shutdown.clone();
+        tokio::spawn(async move {
+            relay.wait().await;
+            app_shutdown.trigger();
+        });
         let router = routes::router(self.app);
         let signal = shutdown.clone();
         axum::serve(

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod realtime;
 pub mod sessions;
 pub mod study_sessions;
 pub mod system;
@@ -37,6 +38,7 @@ use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
          (name = "study-sessions", description = "Study rooms"),
          (name = "achievements", description = "Achievements"),
          (name = "config", description = "Public app configuration"),
+         (name = "realtime", description = "Realtime access"),
          (name = "system", description = "Health"))
 )]
 struct ApiDoc;
@@ -64,6 +66,7 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(study_sessions::cancel))
         .routes(routes!(catalog::achievements))
         .routes(routes!(catalog::config))
+        .routes(routes!(realtime::token))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();
@@ -76,6 +79,7 @@ pub fn router(app: AppState) -> Router {
             get(move || async move { axum::Json(openapi.as_ref().clone()) }),
         )
         .route("/metrics", get(system::metrics))
+        .route("/realtime/v1/websocket", get(realtime::websocket))
         .merge(web::router())
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "No such endpoint.") })
         .method_not_allowed_fallback(|| async {

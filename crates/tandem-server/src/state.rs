@@ -5,11 +5,13 @@ use std::{ops::Deref, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
+use rand::RngCore;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tandem_cache::{Cache, CacheConfig};
-use tandem_core::{Clock, ExposeSecret};
+use tandem_core::{Clock, ExposeSecret, Shutdown};
 use tandem_db::{ConnectOptions, Database};
 use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter, RedisLimiter};
+use tandem_realtime::{hub::Hub, token::TokenSigner};
 use tandem_sessions::{DbSessionStore, RedisSessionStore, SessionPolicy, SessionStore, Sessions};
 
 use crate::{ApiError, config::Config, passwords::Passwords, telemetry};
@@ -43,6 +45,12 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Query-result cache (in-process, or L1 + Redis L2).
     pub cache: Cache,
+    /// Realtime channels of this instance.
+    pub realtime: Arc<Hub>,
+    /// Signs realtime access tokens.
+    pub realtime_tokens: TokenSigner,
+    /// Fired when the server stops: long-lived connections close.
+    pub shutdown: Shutdown,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// The Redis connection, in the distributed mode.
@@ -95,6 +103,9 @@ impl App {
             local_limiter: MemoryLimiter::new(100_000),
             passwords: Passwords::new(),
             cache,
+            realtime: Arc::new(Hub::new(1024)),
+            realtime_tokens: realtime_signer(&config),
+            shutdown: Shutdown::new(),
             metrics: telemetry::metrics_handle(),
             clock,
             db,
@@ -150,6 +161,24 @@ async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
         .await
         .context("connecting to the cache's Redis")?;
     Ok(Cache::distributed(client, conn, &config.redis_prefix, tuning).await)
+}
+
+/// The realtime token key: configured, or random for this process (fine for
+/// one instance; several instances must share `TANDEM_REALTIME_SECRET`).
+fn realtime_signer(config: &Config) -> TokenSigner {
+    match &config.realtime_secret {
+        Some(secret) => TokenSigner::new(secret.expose_secret().as_bytes()),
+        None => {
+            if config.is_distributed() {
+                tracing::warn!(
+                    "TANDEM_REALTIME_SECRET is unset: realtime tokens only work on the instance that issued them"
+                );
+            }
+            let mut key = [0u8; 32];
+            rand::rng().fill_bytes(&mut key);
+            TokenSigner::new(&key)
+        }
+    }
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {

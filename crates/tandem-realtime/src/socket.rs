@@ -1,0 +1,428 @@
+//! One WebSocket connection speaking Supabase Realtime's protocol: joins
+//! (with authorization), broadcast (self/ack), presence, heartbeats, token
+//! refresh and expiry. Reads, queued pushes and shutdown are one `select!`.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+use tandem_core::Shutdown;
+use tokio::time::{Instant, interval};
+use uuid::Uuid;
+
+use crate::{
+    hub::{Conn, Hub, Outbound},
+    protocol::{self, Body, Frame, Inbound, Outgoing, Vsn},
+    token::{TokenSigner, unix_now},
+};
+
+/// Decides who may join which topic.
+#[async_trait]
+pub trait Authorizer: Send + Sync {
+    /// Whether `user` may join `topic` (without the `realtime:` prefix).
+    async fn may_join(&self, user: Uuid, topic: &str) -> bool;
+}
+
+/// Limits of one connection.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Channels one connection may join.
+    pub max_channels: usize,
+    /// Close a connection silent for this long (clients heartbeat every 25 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_channels: 100,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a connection needs.
+pub struct SocketContext {
+    /// This instance's channels.
+    pub hub: Arc<Hub>,
+    /// Negotiated serializer.
+    pub vsn: Vsn,
+    /// The user of the session cookie, if the browser sent one.
+    pub cookie_user: Option<Uuid>,
+    /// The `apikey` query parameter (an access token, for clients whose
+    /// first join carries none).
+    pub apikey: Option<String>,
+    /// Checks access tokens.
+    pub signer: TokenSigner,
+    /// Topic rules.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Limits.
+    pub limits: Limits,
+    /// Instance shutdown.
+    pub shutdown: Shutdown,
+}
+
+/// A joined channel.
+struct Channel {
+    join_ref: Option<String>,
+    echo: bool,
+    ack: bool,
+    presence_key: String,
+    user: Uuid,
+    /// Expiry (unix s) of the access token it joined with; none for cookies.
+    expires: Option<u64>,
+}
+
+/// Runs the connection until the client leaves, misbehaves or the server stops.
+pub async fn serve(socket: WebSocket, ctx: SocketContext) {
+    let (mut sink, mut stream) = socket.split();
+    let (conn, mut inbox) = ctx.hub.connect();
+    let mut channels: HashMap<String, Channel> = HashMap::new();
+    let mut last_heard = Instant::now();
+    let mut ticker = interval(Duration::from_secs(1));
+    metrics::gauge!("tandem_realtime_connections").increment(1.0);
+    let close = loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let inbound = match frame {
+                    Some(Ok(Message::Text(text))) => protocol::decode_text(ctx.vsn, text.as_str()),
+                    Some(Ok(Message::Binary(bytes))) => protocol::decode_binary(ctx.vsn, &bytes),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+                };
+                last_heard = Instant::now();
+                metrics::counter!("tandem_realtime_messages_in_total").increment(1);
+                match inbound {
+                    Ok(message) => {
+                        let replies = handle(&ctx, &conn, &mut channels, message).await;
+                        if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Err(e) => break Some((1007, e.to_string())),
+                }
+            }
+            Some(out) = inbox.rx.recv() => {
+                let frame = out.encoded(ctx.vsn.slot(), |o| encode_push(ctx.vsn, o));
+                if let Some(frame) = frame && sink.send(to_message(frame)).await.is_err() {
+                    break None;
+                }
+            }
+            () = inbox.overflowed.notified() => break Some((1013, "too slow: messages were dropped".into())),
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > ctx.limits.idle_timeout {
+                    break Some((1001, "no heartbeat".into()));
+                }
+                let expired = expire_tokens(&ctx, &conn, &mut channels);
+                if send_all(&mut sink, ctx.vsn, expired).await.is_err() {
+                    break None;
+                }
+            }
+            () = ctx.shutdown.wait() => break Some((1001, "server shutting down".into())),
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+    for topic in channels.keys() {
+        ctx.hub.leave(topic, conn.id);
+    }
+    metrics::gauge!("tandem_realtime_connections").decrement(1.0);
+}
+
+/// A frame to send directly to this connection.
+struct Direct {
+    join_ref: Option<String>,
+    msg_ref: Option<String>,
+    topic: String,
+    event: &'static str,
+    payload: Value,
+}
+
+fn reply(m: &Inbound, ok: bool, response: Value) -> Direct {
+    Direct {
+        join_ref: m.join_ref.clone(),
+        msg_ref: m.msg_ref.clone(),
+        topic: m.topic.clone(),
+        event: "phx_reply",
+        payload: protocol::reply(ok, response),
+    }
+}
+
+fn error(m: &Inbound, reason: &str) -> Direct {
+    reply(m, false, json!({ "reason": reason }))
+}
+
+async fn send_all(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    vsn: Vsn,
+    frames: Vec<Direct>,
+) -> Result<(), axum::Error> {
+    for d in frames {
+        let out = Outgoing::Text {
+            join_ref: d.join_ref.as_deref(),
+            msg_ref: d.msg_ref.as_deref(),
+            topic: &d.topic,
+            event: d.event,
+            payload: &d.payload,
+        };
+        if let Some(frame) = protocol::encode(vsn, &out) {
+            sink.send(to_message(frame)).await?;
+        }
+    }
+    Ok(())
+}
+
+fn to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Text(text) => Message::Text(text.into()),
+        Frame::Binary(bytes) => Message::Binary(bytes),
+    }
+}
+
+fn encode_push(vsn: Vsn, o: &Outbound) -> Option<Frame> {
+    match &o.body {
+        Some(body) => {
+            let event = o.payload["event"].as_str().unwrap_or_default();
+            protocol::encode(
+                vsn,
+                &Outgoing::Broadcast {
+                    topic: &o.topic,
+                    event,
+                    body,
+                },
+            )
+        }
+        None => protocol::encode(
+            vsn,
+            &Outgoing::Text {
+                join_ref: None,
+                msg_ref: None,
+                topic: &o.topic,
+                event: &o.event,
+                payload: &o.payload,
+            },
+        ),
+    }
+}
+
+async fn handle(
+    ctx: &SocketContext,
+    conn: &Conn,
+    channels: &mut HashMap<String, Channel>,
+    m: Inbound,
+) -> Vec<Direct> {
+    if m.topic == "phoenix" {
+        return match m.event.as_str() {
+            "heartbeat" => vec![reply(&m, true, json!({}))],
+            _ => vec![error(&m, "unknown event")],
+        };
+    }
+    match m.event.as_str() {
+        "phx_join" => join(ctx, conn, channels, &m).await,
+        "phx_leave" => {
+            if channels.remove(&m.topic).is_some() {
+                ctx.hub.leave(&m.topic, conn.id);
+            }
+            vec![reply(&m, true, json!({}))]
+        }
+        "access_token" => refresh_token(ctx, conn, channels, &m),
+        _ => {
+            let Some(channel) = channels.get(&m.topic) else {
+                return vec![error(&m, "join the channel first")];
+            };
+            match m.event.as_str() {
+                "broadcast" => broadcast(ctx, conn, channel, m),
+                "presence" => presence(ctx, conn, channel, &m),
+                _ => vec![error(&m, "unknown event")],
+            }
+        }
+    }
+}
+
+/// Who is asking: an access token in the join, else the socket's `apikey`
+/// token, else the session cookie. Returns the user and token expiry.
+fn identify(ctx: &SocketContext, m: &Inbound) -> Option<(Uuid, Option<u64>)> {
+    let now = unix_now();
+    let token = m.payload["access_token"].as_str().or(ctx.apikey.as_deref());
+    if let Some((user, expires)) = token.and_then(|t| ctx.signer.verify(t, now)) {
+        return Some((user, Some(expires)));
+    }
+    ctx.cookie_user.map(|user| (user, None))
+}
+
+async fn join(
+    ctx: &SocketContext,
+    conn: &Conn,
+    channels: &mut HashMap<String, Channel>,
+    m: &Inbound,
+) -> Vec<Direct> {
+    let Some(name) = m
+        .topic
+        .strip_prefix("realtime:")
+        .filter(|n| !n.is_empty() && m.topic.len() <= 255)
+    else {
+        return vec![error(
+            m,
+            "topics look like realtime:<name> (at most 255 bytes)",
+        )];
+    };
+    if !channels.contains_key(&m.topic) && channels.len() >= ctx.limits.max_channels {
+        return vec![error(m, "too many channels on this connection")];
+    }
+    let Some((user, expires)) = identify(ctx, m) else {
+        return vec![error(
+            m,
+            "unauthorized: log in, or join with a valid access_token",
+        )];
+    };
+    if !ctx.authorizer.may_join(user, name).await {
+        return vec![error(m, "unauthorized: you may not join this channel")];
+    }
+    let config = &m.payload["config"];
+    let presence_key = config["presence"]["key"].as_str().filter(|k| !k.is_empty());
+    let channel = Channel {
+        join_ref: m.join_ref.clone(),
+        echo: config["broadcast"]["self"].as_bool().unwrap_or(false),
+        ack: config["broadcast"]["ack"].as_bool().unwrap_or(false),
+        presence_key: presence_key.map_or_else(|| user.to_string(), str::to_owned),
+        user,
+        expires,
+    };
+    channels.insert(m.topic.clone(), channel);
+    let state = ctx.hub.join(&m.topic, conn);
+    vec![
+        reply(m, true, json!({ "postgres_changes": [] })),
+        Direct {
+            join_ref: m.join_ref.clone(),
+            msg_ref: None,
+            topic: m.topic.clone(),
+            event: "presence_state",
+            payload: state,
+        },
+    ]
+}
+
+fn broadcast(ctx: &SocketContext, conn: &Conn, channel: &Channel, m: Inbound) -> Vec<Direct> {
+    let event = m.payload["event"].as_str().unwrap_or_default().to_owned();
+    if event.is_empty() || event.len() > 255 {
+        return vec![error(
+            &m,
+            "a broadcast needs an event name of at most 255 bytes",
+        )];
+    }
+    let body = m
+        .body
+        .clone()
+        .unwrap_or_else(|| Body::Json(m.payload.get("payload").cloned().unwrap_or(Value::Null)));
+    let exclude = (!channel.echo).then_some(conn.id);
+    ctx.hub
+        .publish(&Outbound::broadcast(&m.topic, &event, body, exclude));
+    if channel.ack {
+        vec![reply(&m, true, json!({}))]
+    } else {
+        Vec::new()
+    }
+}
+
+fn presence(ctx: &SocketContext, conn: &Conn, channel: &Channel, m: &Inbound) -> Vec<Direct> {
+    match m.payload["event"].as_str() {
+        Some("track") => {
+            let meta: Map<String, Value> = m.payload["payload"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            ctx.hub
+                .track(&m.topic, conn.id, &channel.presence_key, meta);
+            vec![reply(m, true, json!({}))]
+        }
+        Some("untrack") => {
+            ctx.hub.untrack(&m.topic, conn.id);
+            vec![reply(m, true, json!({}))]
+        }
+        _ => vec![error(m, "presence events are track and untrack")],
+    }
+}
+
+/// A refreshed token extends the channel; a bad one closes it.
+fn refresh_token(
+    ctx: &SocketContext,
+    conn: &Conn,
+    channels: &mut HashMap<String, Channel>,
+    m: &Inbound,
+) -> Vec<Direct> {
+    let Some(channel) = channels.get_mut(&m.topic) else {
+        return Vec::new();
+    };
+    let token = m.payload["access_token"].as_str().unwrap_or_default();
+    match ctx.signer.verify(token, unix_now()) {
+        Some((user, expires)) if user == channel.user => {
+            channel.expires = Some(expires);
+            Vec::new()
+        }
+        _ => close_channel(ctx, conn, channels, &m.topic, "Invalid access token"),
+    }
+}
+
+/// Closes channels whose access token expired, as Supabase does: a `system`
+/// error, then `phx_close`.
+fn expire_tokens(
+    ctx: &SocketContext,
+    conn: &Conn,
+    channels: &mut HashMap<String, Channel>,
+) -> Vec<Direct> {
+    let now = unix_now();
+    let expired: Vec<String> = channels
+        .iter()
+        .filter(|(_, c)| c.expires.is_some_and(|e| e <= now))
+        .map(|(t, _)| t.clone())
+        .collect();
+    let mut frames = Vec::new();
+    for topic in expired {
+        frames.extend(close_channel(
+            ctx,
+            conn,
+            channels,
+            &topic,
+            "Token has expired",
+        ));
+    }
+    frames
+}
+
+/// Leaves `topic` and tells the client why.
+fn close_channel(
+    ctx: &SocketContext,
+    conn: &Conn,
+    channels: &mut HashMap<String, Channel>,
+    topic: &str,
+    message: &str,
+) -> Vec<Direct> {
+    let Some(channel) = channels.remove(topic) else {
+        return Vec::new();
+    };
+    ctx.hub.leave(topic, conn.id);
+    let name = topic.strip_prefix("realtime:").unwrap_or(topic);
+    vec![
+        Direct {
+            join_ref: channel.join_ref.clone(),
+            msg_ref: None,
+            topic: topic.to_owned(),
+            event: "system",
+            payload: json!({ "extension": "system", "status": "error", "message": message, "channel": name }),
+        },
+        Direct {
+            join_ref: channel.join_ref.clone(),
+            msg_ref: channel.join_ref,
+            topic: topic.to_owned(),
+            event: "phx_close",
+            payload: json!({}),
+        },
+    ]
+}

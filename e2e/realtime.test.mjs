@@ -1,0 +1,117 @@
+// Interop: the unmodified npm client @supabase/realtime-js (2.x, vsn 2.0.0,
+// binary broadcasts) against `tandem serve`: broadcast with self:false and
+// ack:true, presence track/untrack/disconnect, and channel authorization.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { RealtimeClient } from '@supabase/realtime-js';
+import { startTandem } from './tandem.mjs';
+
+let tandem;
+const clients = [];
+
+before(async () => {
+  tandem = await startTandem();
+});
+
+after(async () => {
+  for (const c of clients) c.disconnect();
+  await tandem?.stop();
+});
+
+/** Registers a student and fetches a realtime access token with its session cookie. */
+async function signUp(name) {
+  const email = `${name}-${Date.now()}-${Math.random().toString(16).slice(2)}@example.com`;
+  const res = await fetch(`${tandem.url}/api/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: 'correct horse battery staple', display_name: name }),
+  });
+  assert.equal(res.status, 201);
+  const cookie = res.headers.get('set-cookie').split(';')[0];
+  const { id } = await res.json();
+  const tokenRes = await fetch(`${tandem.url}/api/realtime/token`, { method: 'POST', headers: { cookie } });
+  assert.equal(tokenRes.status, 200);
+  const { access_token: token } = await tokenRes.json();
+  return { id, token };
+}
+
+function connect(token) {
+  const client = new RealtimeClient(`${tandem.url.replace('http', 'ws')}/realtime/v1`, {
+    params: { apikey: token },
+    accessToken: async () => token,
+    transport: WebSocket,
+  });
+  clients.push(client);
+  return client;
+}
+
+function subscribed(channel) {
+  return new Promise((resolve, reject) => {
+    channel.subscribe((status, err) => {
+      if (status === 'SUBSCRIBED') resolve();
+      else if (status !== 'CLOSED') reject(err ?? new Error(status));
+    });
+  });
+}
+
+/** Waits (bounded) until `condition()` holds. */
+async function until(condition, what, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('broadcast reaches the others, not the sender, and is acknowledged; presence tracks joins and leaves', async () => {
+  const [ada, bob] = [await signUp('ada'), await signUp('bob')];
+  const topic = `lobby-${Date.now()}`;
+  const open = (who) => {
+    const channel = connect(who.token).channel(topic, {
+      config: { broadcast: { self: false, ack: true }, presence: { key: who.id } },
+    });
+    const got = [];
+    const left = [];
+    channel.on('broadcast', { event: 'chat' }, (m) => got.push(m.payload));
+    channel.on('presence', { event: 'leave' }, ({ key }) => left.push(key));
+    return { channel, got, left, here: () => Object.keys(channel.presenceState()) };
+  };
+  const a = open(ada);
+  const b = open(bob);
+  await subscribed(a.channel);
+  await subscribed(b.channel);
+
+  assert.equal(await a.channel.send({ type: 'broadcast', event: 'chat', payload: { text: 'hi' } }), 'ok');
+  await until(() => b.got.length === 1, "bob's message");
+  assert.deepEqual(b.got, [{ text: 'hi' }]);
+  assert.equal(await b.channel.send({ type: 'broadcast', event: 'chat', payload: { text: 'yo' } }), 'ok');
+  await until(() => a.got.length === 1, "ada's message");
+  assert.deepEqual(a.got, [{ text: 'yo' }], 'ada received her own broadcast despite self:false');
+
+  assert.equal(await a.channel.track({ name: 'Ada' }), 'ok');
+  assert.equal(await b.channel.track({ name: 'Bob' }), 'ok');
+  await until(() => a.here().includes(bob.id) && b.here().includes(ada.id), 'both present');
+  assert.equal(b.channel.presenceState()[ada.id][0].name, 'Ada');
+
+  assert.equal(await a.channel.untrack(), 'ok');
+  await until(() => !b.here().includes(ada.id), 'ada gone after untrack');
+  assert.ok(b.left.includes(ada.id));
+
+  clients[clients.length - 1].disconnect(); // bob's client
+  await until(() => !a.here().includes(bob.id), 'bob gone after disconnect');
+  assert.ok(a.left.includes(bob.id));
+});
+
+test('private topics: user:{id} admits only that user', async () => {
+  const [ada, eve] = [await signUp('ada'), await signUp('eve')];
+  await subscribed(connect(ada.token).channel(`user:${ada.id}`));
+  const denied = subscribed(connect(eve.token).channel(`user:${ada.id}`));
+  await assert.rejects(denied, /may not join/);
+  const noToken = new RealtimeClient(`${tandem.url.replace('http', 'ws')}/realtime/v1`, {
+    params: { apikey: 'not-a-token' },
+    transport: WebSocket,
+  });
+  clients.push(noToken);
+  await assert.rejects(subscribed(noToken.channel('lobby')), /unauthorized/);
+});
