@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use tandem_core::{ManualClock, Shutdown};
-use tandem_server::{Config, Server};
+use tandem_server::{AppState, Config, Server};
 use tempfile::TempDir;
 
 pub use services::Backend;
@@ -38,6 +38,7 @@ macro_rules! on_both_backends {
 pub struct TestApp {
     pub url: String,
     pub clock: Arc<ManualClock>,
+    pub state: AppState,
     shutdown: Shutdown,
     _data_dir: TempDir,
 }
@@ -62,11 +63,13 @@ impl TestApp {
             .await
             .expect("server starts");
         let url = format!("http://{}", server.local_addr());
+        let state = server.app().clone();
         let shutdown = Shutdown::new();
         tokio::spawn(server.run(shutdown.clone()));
         Self {
             url,
             clock,
+            state,
             shutdown,
             _data_dir: data_dir,
         }

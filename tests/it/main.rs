@@ -10,6 +10,7 @@ mod bad_input;
 mod cache;
 mod conformance;
 mod multi_instance;
+mod realtime;
 mod rooms;
 mod sessions;
 mod system;

@@ -49,6 +49,11 @@ impl Server {
             .unwrap_or_else(|_| self.app.config.addr)
     }
 
+    /// The application state (for tests).
+    pub fn app(&self) -> &AppState {
+        &self.app
+    }
+
     /// Serves until `shutdown` fires, then drains in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let maintenance = tokio::spawn(run_maintenance(self.app.clone(), shutdown.clone()));

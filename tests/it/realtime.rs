@@ -1,0 +1,318 @@
+//! The realtime endpoint over raw WebSocket frames: both serializers, binary
+//! broadcasts, heartbeats, authorization, token expiry, limits, bad frames.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+use crate::helpers::{Backend, TestApp};
+
+struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl Ws {
+    async fn open(app: &TestApp, query: &str, cookie: Option<String>) -> Self {
+        let url = format!(
+            "{}/realtime/v1/websocket?{query}",
+            app.url.replace("http", "ws")
+        );
+        let mut request = url.into_client_request().expect("request");
+        if let Some(cookie) = cookie {
+            request
+                .headers_mut()
+                .insert("cookie", HeaderValue::from_str(&cookie).expect("cookie"));
+        }
+        let (stream, _) = connect_async(request).await.expect("websocket handshake");
+        Self(stream)
+    }
+
+    async fn v2(app: &TestApp, token: &str) -> Self {
+        Self::open(app, &format!("apikey={token}&vsn=2.0.0"), None).await
+    }
+
+    async fn send(&mut self, message: Message) {
+        self.0.send(message).await.expect("send");
+    }
+
+    async fn push(&mut self, frame: Value) {
+        self.send(Message::Text(frame.to_string().into())).await;
+    }
+
+    /// The next frame (bounded wait); `None` once the connection is closed.
+    async fn next(&mut self) -> Option<Message> {
+        match tokio::time::timeout(Duration::from_secs(5), self.0.next()).await {
+            Ok(Some(Ok(message))) => Some(message),
+            Ok(_) => None,
+            Err(_) => panic!("no frame within 5 s"),
+        }
+    }
+
+    async fn next_json(&mut self) -> Value {
+        match self.next().await {
+            Some(Message::Text(text)) => serde_json::from_str(text.as_str()).expect("json frame"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// Joins `topic` on vsn 2 and returns the reply payload.
+    async fn join(&mut self, topic: &str, join_ref: &str, config: Value) -> Value {
+        self.push(json!([join_ref, join_ref, topic, "phx_join", {"config": config}]))
+            .await;
+        let reply = self.next_json().await;
+        assert_eq!(reply[3], "phx_reply", "{reply}");
+        if reply[4]["status"] == "ok" {
+            let state = self.next_json().await;
+            assert_eq!(
+                (state[0].as_str(), &state[3]),
+                (Some(join_ref), &json!("presence_state"))
+            );
+        }
+        reply[4].clone()
+    }
+}
+
+/// A signed-up user's id and a realtime token for them.
+async fn user(app: &TestApp, ttl: Duration) -> (crate::helpers::Client, uuid::Uuid, String) {
+    let (client, _) = app.signed_up().await;
+    let id: uuid::Uuid = client.get("/api/users/me").await.body["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("id");
+    let (token, _) = app.state.realtime_tokens.issue(id, ttl);
+    (client, id, token)
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn joins_heartbeats_and_replies_follow_the_protocol() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (_, _, token) = user(&app, HOUR).await;
+    let mut ws = Ws::v2(&app, &token).await;
+    ws.push(
+        json!(["1", "1", "realtime:lobby", "phx_join", {"config": {"broadcast": {"self": false}}}]),
+    )
+    .await;
+    assert_eq!(
+        ws.next_json().await,
+        json!(["1", "1", "realtime:lobby", "phx_reply", {"status": "ok", "response": {"postgres_changes": []}}])
+    );
+    assert_eq!(
+        ws.next_json().await,
+        json!(["1", null, "realtime:lobby", "presence_state", {}])
+    );
+    ws.push(json!([null, "2", "phoenix", "heartbeat", {}]))
+        .await;
+    assert_eq!(
+        ws.next_json().await,
+        json!([null, "2", "phoenix", "phx_reply", {"status": "ok", "response": {}}])
+    );
+    ws.push(json!(["1", "3", "realtime:lobby", "phx_leave", {}]))
+        .await;
+    assert_eq!(ws.next_json().await[4]["status"], "ok");
+    ws.push(json!(["1", "4", "realtime:lobby", "broadcast", {"type": "broadcast", "event": "e", "payload": {}}])).await;
+    assert_eq!(
+        ws.next_json().await[4]["status"],
+        "error",
+        "broadcast after leave"
+    );
+
+    let mut v1 = Ws::open(&app, &format!("apikey={token}&vsn=1.0.0"), None).await;
+    v1.push(json!({"topic": "realtime:lobby", "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"})).await;
+    let reply = v1.next_json().await;
+    assert_eq!(
+        (reply["event"].as_str(), reply["payload"]["status"].as_str()),
+        (Some("phx_reply"), Some("ok"))
+    );
+    assert_eq!(reply["join_ref"], "1");
+}
+
+#[tokio::test]
+async fn binary_broadcasts_reach_every_serializer_but_not_the_sender() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (_, _, token) = user(&app, HOUR).await;
+    let topic = "realtime:room-talk";
+    let mut sender = Ws::v2(&app, &token).await;
+    let mut v2 = Ws::v2(&app, &token).await;
+    let mut v1 = Ws::open(&app, &format!("apikey={token}&vsn=1.0.0"), None).await;
+    sender
+        .join(
+            topic,
+            "1",
+            json!({"broadcast": {"self": false, "ack": true}}),
+        )
+        .await;
+    v2.join(topic, "1", json!({})).await;
+    v1.push(json!({"topic": topic, "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"})).await;
+    assert_eq!(v1.next_json().await["payload"]["status"], "ok");
+    v1.next_json().await; // presence_state
+
+    // Kind 3, as realtime-js sends it: lengths of join_ref, ref, topic, event, metadata; JSON encoding.
+    let mut frame = vec![3, 1, 1, topic.len() as u8, 2, 0, 1];
+    frame.extend_from_slice(format!("17{topic}hi{{\"n\":1}}").as_bytes());
+    sender.send(Message::Binary(frame.into())).await;
+    assert_eq!(
+        sender.next_json().await,
+        json!(["1", "7", topic, "phx_reply", {"status": "ok", "response": {}}]),
+        "ack:true must be acknowledged"
+    );
+    let mut kind4 = vec![4, topic.len() as u8, 2, 0, 1];
+    kind4.extend_from_slice(format!("{topic}hi{{\"n\":1}}").as_bytes());
+    assert_eq!(v2.next().await, Some(Message::Binary(kind4.into())));
+    let text = v1.next_json().await;
+    assert_eq!(text["event"], "broadcast");
+    assert_eq!(
+        text["payload"],
+        json!({"type": "broadcast", "event": "hi", "payload": {"n": 1}})
+    );
+    // The sender's next frame is the heartbeat reply: no echo of its own broadcast came first.
+    sender
+        .push(json!([null, "8", "phoenix", "heartbeat", {}]))
+        .await;
+    assert_eq!(sender.next_json().await[1], "8");
+}
+
+#[tokio::test]
+async fn joins_are_authorized() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (owner, owner_id, _) = user(&app, HOUR).await;
+    let (member, _, member_token) = user(&app, HOUR).await;
+    let reason = |reply: &Value| {
+        reply["response"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    let mut anonymous = Ws::open(&app, "vsn=2.0.0", None).await;
+    assert!(
+        reason(&anonymous.join("realtime:lobby", "1", json!({})).await).contains("unauthorized")
+    );
+
+    let mut ws = Ws::v2(&app, &member_token).await;
+    assert_eq!(
+        ws.join("lobby", "1", json!({})).await["status"],
+        "error",
+        "topic without realtime:"
+    );
+    assert!(
+        reason(
+            &ws.join(&format!("realtime:user:{owner_id}"), "2", json!({}))
+                .await
+        )
+        .contains("may not")
+    );
+    let start = chrono::Utc::now() + chrono::Duration::hours(1);
+    let room = owner
+        .post(
+            "/api/study-sessions",
+            json!({"title": "Rt", "subject": "Rust", "starts_at": start.to_rfc3339(),
+                   "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(), "capacity": 4}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("room id")
+        .to_owned();
+    let topic = format!("realtime:room:{room}");
+    assert_eq!(
+        ws.join(&topic, "3", json!({})).await["status"],
+        "error",
+        "non-member joined a room"
+    );
+    member
+        .post(&format!("/api/study-sessions/{room}/join"), json!({}))
+        .await;
+    assert_eq!(ws.join(&topic, "4", json!({})).await["status"], "ok");
+
+    // A browser on the same origin is authenticated by its session cookie.
+    let mut browser = Ws::open(&app, "vsn=2.0.0", owner.cookie()).await;
+    assert_eq!(
+        browser
+            .join(&format!("realtime:user:{owner_id}"), "1", json!({}))
+            .await["status"],
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_closes_the_channel_with_a_system_error() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (_, _, token) = user(&app, Duration::from_secs(2)).await;
+    let mut ws = Ws::v2(&app, &token).await;
+    assert_eq!(
+        ws.join("realtime:lobby", "5", json!({})).await["status"],
+        "ok"
+    );
+    let system = ws.next_json().await;
+    assert_eq!(system[3], "system");
+    assert_eq!(system[4]["status"], "error");
+    assert_eq!(system[4]["message"], "Token has expired");
+    let close = ws.next_json().await;
+    assert_eq!(
+        (close[0].as_str(), close[3].as_str()),
+        (Some("5"), Some("phx_close"))
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_close_the_connection_and_nothing_else() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (_, _, token) = user(&app, HOUR).await;
+    let bad: Vec<(&str, Message)> = vec![
+        ("garbage", Message::Text("garbage".into())),
+        ("wrong shape", Message::Text(r#"{"topic":"t"}"#.into())),
+        (
+            "truncated binary header",
+            Message::Binary(vec![3, 1, 1].into()),
+        ),
+        (
+            "binary lengths past the end",
+            Message::Binary(vec![3, 200, 0, 0, 0, 0, 1, b'x'].into()),
+        ),
+        (
+            "server-only binary kind",
+            Message::Binary(vec![4, 0, 0, 0, 1].into()),
+        ),
+        ("huge frame", Message::Text("x".repeat(200 * 1024).into())),
+    ];
+    for (what, frame) in bad {
+        let mut ws = Ws::v2(&app, &token).await;
+        ws.send(frame).await;
+        match ws.next().await {
+            None | Some(Message::Close(_)) => {}
+            other => panic!("{what}: expected the connection to close, got {other:?}"),
+        }
+    }
+    let mut fine = Ws::v2(&app, &token).await;
+    assert_eq!(
+        fine.join("realtime:lobby", "1", json!({})).await["status"],
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn one_connection_joins_at_most_100_channels() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (_, _, token) = user(&app, HOUR).await;
+    let mut ws = Ws::v2(&app, &token).await;
+    for i in 0..100 {
+        assert_eq!(
+            ws.join(&format!("realtime:c{i}"), &i.to_string(), json!({}))
+                .await["status"],
+            "ok"
+        );
+    }
+    let over = ws.join("realtime:c100", "100", json!({})).await;
+    assert!(
+        over["response"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("too many")),
+        "{over}"
+    );
+}
