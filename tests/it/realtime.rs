@@ -316,3 +316,123 @@ async fn one_connection_joins_at_most_100_channels() {
         "{over}"
     );
 }
+
+crate::on_both_backends!(chat_is_stored_paginated_and_pushed_live_to_members);
+
+async fn chat_is_stored_paginated_and_pushed_live_to_members(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (owner, _, _) = user(&app, HOUR).await;
+    let (member, _, member_token) = user(&app, HOUR).await;
+    let (outsider, _, _) = user(&app, HOUR).await;
+    let start = chrono::Utc::now() + chrono::Duration::hours(1);
+    let room = owner
+        .post(
+            "/api/study-sessions",
+            json!({"title": "Chat", "subject": "Go", "starts_at": start.to_rfc3339(),
+                   "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(), "capacity": 4}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("room id")
+        .to_owned();
+    member
+        .post(&format!("/api/study-sessions/{room}/join"), json!({}))
+        .await;
+    let mut live = Ws::v2(&app, &member_token).await;
+    assert_eq!(
+        live.join(&format!("realtime:room:{room}"), "1", json!({}))
+            .await["status"],
+        "ok"
+    );
+
+    let path = format!("/api/study-sessions/{room}/messages");
+    let sent = owner.post(&path, json!({"body": "  Welcome!  "})).await;
+    assert_eq!(sent.status.as_u16(), 201, "{}", sent.body);
+    assert_eq!(sent.body["body"], "Welcome!");
+    match live.next().await {
+        Some(Message::Binary(frame)) => {
+            let text = String::from_utf8_lossy(&frame);
+            assert!(
+                frame[0] == 4 && text.contains("message") && text.contains("Welcome!"),
+                "{text}"
+            );
+        }
+        other => panic!("expected the live message, got {other:?}"),
+    }
+
+    for i in 1..=4 {
+        member
+            .post(&path, json!({"body": format!("note {i}")}))
+            .await;
+    }
+    let first = member.get(&format!("{path}?limit=2")).await.body;
+    let bodies = |page: &Value| -> Vec<String> {
+        page["messages"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|m| m["body"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(bodies(&first), ["note 4", "note 3"]);
+    let second = member
+        .get(&format!(
+            "{path}?limit=2&before={}",
+            first["next_before"].as_str().expect("cursor")
+        ))
+        .await
+        .body;
+    assert_eq!(bodies(&second), ["note 2", "note 1"]);
+    let last = member
+        .get(&format!(
+            "{path}?limit=2&before={}",
+            second["next_before"].as_str().expect("cursor")
+        ))
+        .await
+        .body;
+    assert_eq!(bodies(&last), ["Welcome!"]);
+    assert!(last["next_before"].is_null());
+
+    assert_eq!(outsider.get(&path).await.status.as_u16(), 403);
+    assert_eq!(
+        outsider
+            .post(&path, json!({"body": "let me in"}))
+            .await
+            .status
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        member
+            .post(&path, json!({"body": "   "}))
+            .await
+            .status
+            .as_u16(),
+        422
+    );
+    assert_eq!(
+        member
+            .post(&path, json!({"body": "x".repeat(2001)}))
+            .await
+            .status
+            .as_u16(),
+        422
+    );
+    assert_eq!(
+        member.get(&format!("{path}?limit=0")).await.status.as_u16(),
+        422
+    );
+    assert_eq!(
+        member
+            .get(&format!("{path}?before=nope"))
+            .await
+            .status
+            .as_u16(),
+        400
+    );
+    let missing = format!("/api/study-sessions/{}/messages", uuid::Uuid::now_v7());
+    assert_eq!(member.get(&missing).await.status.as_u16(), 404);
+}

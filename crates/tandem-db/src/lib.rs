@@ -173,6 +173,27 @@ pub trait AchievementRepo: Send + Sync {
     ) -> Result<bool, DbError>;
 }
 
+/// Chat messages of study sessions.
+#[async_trait]
+pub trait ChatRepo: Send + Sync {
+    /// Stores a message; returns it with the author's name.
+    async fn insert_message(
+        &self,
+        id: Uuid,
+        session_id: Uuid,
+        user_id: Uuid,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ChatMessage, DbError>;
+    /// Up to `limit` messages older than `before` (newest first).
+    async fn messages(
+        &self,
+        session_id: Uuid,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ChatMessage>, DbError>;
+}
+
 /// Public app configuration.
 #[async_trait]
 pub trait ConfigRepo: Send + Sync {
@@ -183,7 +204,7 @@ pub trait ConfigRepo: Send + Sync {
 /// One database engine with every repository Tandem needs.
 #[async_trait]
 pub trait Database:
-    UserRepo + AuthSessionRepo + StudySessionRepo + AchievementRepo + ConfigRepo + fmt::Debug
+    UserRepo + AuthSessionRepo + StudySessionRepo + AchievementRepo + ChatRepo + ConfigRepo + fmt::Debug
 {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;

@@ -285,3 +285,20 @@ pub struct Achievement {
     /// An emoji.
     pub icon: String,
 }
+
+/// A chat message in a study session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct ChatMessage {
+    /// Message id (UUID v7: ordered by time).
+    pub id: Uuid,
+    /// The study session.
+    pub session_id: Uuid,
+    /// The author (`null` once their account is deleted).
+    pub user_id: Option<Uuid>,
+    /// The author's display name at read time.
+    pub display_name: Option<String>,
+    /// The text.
+    pub body: String,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+}

@@ -245,6 +245,56 @@ macro_rules! impl_room_repos {
         }
 
         #[async_trait::async_trait]
+        impl $crate::ChatRepo for $db {
+            async fn insert_message(
+                &self,
+                id: uuid::Uuid,
+                session_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                body: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<$crate::ChatMessage, $crate::DbError> {
+                sqlx::query(
+                    "INSERT INTO chat_messages (id, session_id, user_id, body, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(session_id)
+                .bind(user_id)
+                .bind(body)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(sqlx::query_as(
+                    "SELECT c.id, c.session_id, c.user_id, u.display_name, c.body, c.created_at \
+                     FROM chat_messages c LEFT JOIN users u ON u.id = c.user_id WHERE c.id = $1",
+                )
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn messages(
+                &self,
+                session_id: uuid::Uuid,
+                before: Option<uuid::Uuid>,
+                limit: i64,
+            ) -> Result<Vec<$crate::ChatMessage>, $crate::DbError> {
+                Ok(sqlx::query_as(
+                    "SELECT c.id, c.session_id, c.user_id, u.display_name, c.body, c.created_at \
+                     FROM chat_messages c LEFT JOIN users u ON u.id = c.user_id \
+                     WHERE c.session_id = $1 AND ($2 IS NULL OR c.id < $2) \
+                     ORDER BY c.id DESC LIMIT $3",
+                )
+                .bind(session_id)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::ConfigRepo for $db {
             async fn config_value(
                 &self,

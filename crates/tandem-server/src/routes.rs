@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod chat;
 pub mod realtime;
 pub mod sessions;
 pub mod study_sessions;
@@ -67,6 +68,7 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(catalog::achievements))
         .routes(routes!(catalog::config))
         .routes(routes!(realtime::token))
+        .routes(routes!(chat::send, chat::history))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();
