@@ -9,6 +9,7 @@ import { startTandem } from './tandem.mjs';
 
 let tandem;
 const clients = [];
+const extraServers = [];
 
 before(async () => {
   tandem = await startTandem();
@@ -17,12 +18,13 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.disconnect();
   await tandem?.stop();
+  for (const s of extraServers) await s.stop();
 });
 
 /** Registers a student and fetches a realtime access token with its session cookie. */
-async function signUp(name) {
+async function signUp(name, server = tandem) {
   const email = `${name}-${Date.now()}-${Math.random().toString(16).slice(2)}@example.com`;
-  const res = await fetch(`${tandem.url}/api/auth/register`, {
+  const res = await fetch(`${server.url}/api/auth/register`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ email, password: 'correct horse battery staple', display_name: name }),
@@ -30,14 +32,14 @@ async function signUp(name) {
   assert.equal(res.status, 201);
   const cookie = res.headers.get('set-cookie').split(';')[0];
   const { id } = await res.json();
-  const tokenRes = await fetch(`${tandem.url}/api/realtime/token`, { method: 'POST', headers: { cookie } });
+  const tokenRes = await fetch(`${server.url}/api/realtime/token`, { method: 'POST', headers: { cookie } });
   assert.equal(tokenRes.status, 200);
   const { access_token: token } = await tokenRes.json();
   return { id, token };
 }
 
-function connect(token) {
-  const client = new RealtimeClient(`${tandem.url.replace('http', 'ws')}/realtime/v1`, {
+function connect(token, server = tandem) {
+  const client = new RealtimeClient(`${server.url.replace('http', 'ws')}/realtime/v1`, {
     params: { apikey: token },
     accessToken: async () => token,
     transport: WebSocket,
@@ -114,4 +116,56 @@ test('private topics: user:{id} admits only that user', async () => {
   });
   clients.push(noToken);
   await assert.rejects(subscribed(noToken.channel('lobby')), /unauthorized/);
+});
+
+test('two instances sharing Redis: broadcast and presence cross between them', async (t) => {
+  // The distributed mode needs the PostgreSQL and Redis the Rust tests use.
+  const env = {
+    DATABASE_URL: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tandem_test',
+    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    TANDEM_REDIS_PREFIX: `tandem-e2e:${Date.now()}:`,
+    TANDEM_REALTIME_SECRET: `e2e-secret-${Math.random().toString(16).slice(2)}-0123456789abcdef`,
+  };
+  let first;
+  try {
+    first = await startTandem(env);
+  } catch (e) {
+    if (process.env.CI === 'true') throw e;
+    t.skip(`PostgreSQL/Redis unavailable: ${e.message}`);
+    return;
+  }
+  extraServers.push(first);
+  const second = await startTandem(env);
+  extraServers.push(second);
+
+  const [ada, bob] = [await signUp('ada', first), await signUp('bob', second)];
+  const topic = `study-hall-${Date.now()}`;
+  const open = (who, server) => {
+    const channel = connect(who.token, server).channel(topic, {
+      config: { broadcast: { self: false, ack: true }, presence: { key: who.id } },
+    });
+    const got = [];
+    const left = [];
+    channel.on('broadcast', { event: 'chat' }, (m) => got.push(m.payload));
+    channel.on('presence', { event: 'leave' }, ({ key }) => left.push(key));
+    return { channel, got, left, here: () => Object.keys(channel.presenceState()) };
+  };
+  const a = open(ada, first);
+  await subscribed(a.channel);
+  assert.equal(await a.channel.track({ name: 'Ada' }), 'ok');
+  const b = open(bob, second);
+  await subscribed(b.channel);
+  // Bob joined after Ada tracked, on another instance: his presence_state has her.
+  await until(() => b.here().includes(ada.id), "ada in bob's presence state");
+
+  assert.equal(await a.channel.send({ type: 'broadcast', event: 'chat', payload: { text: 'across' } }), 'ok');
+  await until(() => b.got.length === 1, 'the broadcast on the other instance');
+  assert.deepEqual(b.got, [{ text: 'across' }]);
+  assert.equal(a.got.length, 0);
+
+  assert.equal(await b.channel.track({ name: 'Bob' }), 'ok');
+  await until(() => a.here().includes(bob.id), 'bob seen from the first instance');
+  assert.equal(await a.channel.untrack(), 'ok');
+  await until(() => !b.here().includes(ada.id), 'ada gone on the second instance');
+  assert.ok(b.left.includes(ada.id));
 });

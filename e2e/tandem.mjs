@@ -8,11 +8,16 @@ import { createInterface } from 'node:readline';
 
 const bin = process.env.TANDEM_BIN ?? new URL('../target/debug/tandem', import.meta.url).pathname;
 
-/** Starts the real binary on a free port and waits for the URL it prints. */
-export async function startTandem() {
+/**
+ * Starts the real binary on a free port and waits for the URL it prints.
+ * With no `extraEnv` it runs unconfigured (embedded mode); the caller's
+ * TANDEM_* and *_URL variables are never inherited.
+ */
+export async function startTandem(extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-e2e-'));
   const env = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('TANDEM_') || key.endsWith('_URL')) delete env[key];
+  Object.assign(env, extraEnv);
   const child = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir], {
     cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -105,6 +105,11 @@ pub struct Hub {
     topics: Mutex<HashMap<String, Topic>>,
     next_conn: AtomicU64,
     queue: usize,
+    /// Where messages that originate here go to reach other instances.
+    forward: OnceLock<mpsc::Sender<Arc<Outbound>>>,
+    /// This instance's id: prefixes presence refs, so other instances can
+    /// tell whose presences to clean up when an instance dies.
+    instance: String,
 }
 
 impl Hub {
@@ -114,7 +119,47 @@ impl Hub {
             topics: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             queue: queue.max(1),
+            forward: OnceLock::new(),
+            instance: format!("{:016x}", rand_id()),
         }
+    }
+
+    /// This instance's id.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Sends every message that originates here to `forward` as well (the
+    /// distributed backplane). Set once, at start-up.
+    pub fn forward_to(&self, forward: mpsc::Sender<Arc<Outbound>>) {
+        let _ = self.forward.set(forward);
+    }
+
+    /// Delivers locally, and to other instances if there is a backplane.
+    fn originate(&self, topic: &mut Topic, message: &Arc<Outbound>) {
+        deliver(topic, message);
+        self.forward_only(message);
+    }
+
+    fn forward_only(&self, message: &Arc<Outbound>) {
+        if let Some(forward) = self.forward.get()
+            && forward.try_send(message.clone()).is_err()
+        {
+            metrics::counter!("tandem_realtime_backplane_dropped_total").increment(1);
+        }
+    }
+
+    /// Delivers a message that came from another instance.
+    pub fn deliver_remote(&self, message: &Arc<Outbound>) {
+        let mut topics = self.topics();
+        if let Some(entry) = topics.get_mut(&message.topic) {
+            deliver(entry, message);
+        }
+    }
+
+    /// Topics with subscribers on this instance.
+    pub fn topic_names(&self) -> Vec<String> {
+        self.topics().keys().cloned().collect()
     }
 
     fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Topic>> {
@@ -152,7 +197,7 @@ impl Hub {
         entry.subscribers.remove(&conn);
         let diff = entry.presence.untrack(conn);
         if !diff.is_empty() {
-            deliver(
+            self.originate(
                 entry,
                 &Outbound::new(topic, "presence_diff", diff.to_json(), None),
             );
@@ -163,20 +208,22 @@ impl Hub {
         metrics::gauge!("tandem_realtime_channels").set(topics.len() as f64);
     }
 
-    /// Sends `message` to the topic's subscribers, in order.
+    /// Sends `message` to the topic's subscribers here, in order, and to
+    /// the other instances' through the backplane.
     pub fn publish(&self, message: &Arc<Outbound>) {
         let mut topics = self.topics();
         if let Some(entry) = topics.get_mut(&message.topic) {
             deliver(entry, message);
         }
+        self.forward_only(message);
     }
 
     /// `conn` tracks `payload` under `key` in `topic`'s presence.
     pub fn track(&self, topic: &str, conn: ConnId, key: &str, payload: Map<String, Value>) {
         let mut topics = self.topics();
         if let Some(entry) = topics.get_mut(topic) {
-            let diff = entry.presence.track(key, conn, payload);
-            deliver(
+            let diff = entry.presence.track(key, conn, payload, &self.instance);
+            self.originate(
                 entry,
                 &Outbound::new(topic, "presence_diff", diff.to_json(), None),
             );
@@ -189,7 +236,7 @@ impl Hub {
         if let Some(entry) = topics.get_mut(topic) {
             let diff = entry.presence.untrack(conn);
             if !diff.is_empty() {
-                deliver(
+                self.originate(
                     entry,
                     &Outbound::new(topic, "presence_diff", diff.to_json(), None),
                 );
@@ -201,6 +248,15 @@ impl Hub {
     pub fn subscribers(&self, topic: &str) -> usize {
         self.topics().get(topic).map_or(0, |t| t.subscribers.len())
     }
+}
+
+/// A random 64-bit id (instances need not be numbered centrally).
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    RandomState::new().hash_one(nanos)
 }
 
 /// Queues `message` for every subscriber (but the excluded one). A full

@@ -66,13 +66,20 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// `conn` tracks `payload` under `key`, replacing what it tracked there before.
-    pub fn track(&mut self, key: &str, conn: ConnId, payload: Map<String, Value>) -> Diff {
+    /// `conn` tracks `payload` under `key`, replacing what it tracked there
+    /// before. Refs are `{instance}.{conn}.{n}`: unique across instances.
+    pub fn track(
+        &mut self,
+        key: &str,
+        conn: ConnId,
+        payload: Map<String, Value>,
+        instance: &str,
+    ) -> Diff {
         let mut diff = self.remove(conn, Some(key));
         self.next_ref += 1;
         let meta = Meta {
             conn,
-            phx_ref: format!("{}-{}", conn.0, self.next_ref),
+            phx_ref: format!("{instance}.{}.{}", conn.0, self.next_ref),
             payload,
         };
         diff.joins
@@ -143,10 +150,10 @@ mod tests {
     #[test]
     fn track_joins_and_retrack_replaces() {
         let mut p = Presence::default();
-        let d = p.track("ada", ConnId(1), payload(json!({"status": "online"})));
+        let d = p.track("ada", ConnId(1), payload(json!({"status": "online"})), "i");
         assert_eq!(d.to_json()["joins"]["ada"]["metas"][0]["status"], "online");
         assert!(d.to_json()["leaves"].as_object().is_some_and(Map::is_empty));
-        let d = p.track("ada", ConnId(1), payload(json!({"status": "typing"})));
+        let d = p.track("ada", ConnId(1), payload(json!({"status": "typing"})), "i");
         assert_eq!(d.to_json()["leaves"]["ada"]["metas"][0]["status"], "online");
         assert_eq!(d.to_json()["joins"]["ada"]["metas"][0]["status"], "typing");
         let state = p.state();
@@ -157,9 +164,9 @@ mod tests {
     #[test]
     fn two_tabs_of_one_user_share_a_key_until_both_leave() {
         let mut p = Presence::default();
-        p.track("ada", ConnId(1), Map::new());
-        p.track("ada", ConnId(2), Map::new());
-        p.track("bob", ConnId(3), Map::new());
+        p.track("ada", ConnId(1), Map::new(), "i");
+        p.track("ada", ConnId(2), Map::new(), "i");
+        p.track("bob", ConnId(3), Map::new(), "i");
         assert_eq!(p.state()["ada"]["metas"].as_array().map(Vec::len), Some(2));
         let d = p.untrack(ConnId(1));
         assert_eq!(

@@ -25,6 +25,24 @@ pub trait Authorizer: Send + Sync {
     async fn may_join(&self, user: Uuid, topic: &str) -> bool;
 }
 
+/// Where a joiner's `presence_state` comes from: this instance's presence
+/// (embedded), or every instance's (the Redis backplane).
+#[async_trait]
+pub trait PresenceView: Send + Sync {
+    /// The state of `topic`, given this instance's `local` state.
+    async fn state(&self, topic: &str, local: Value) -> Value;
+}
+
+/// Presence of this instance only (one instance is all there is).
+pub struct LocalPresence;
+
+#[async_trait]
+impl PresenceView for LocalPresence {
+    async fn state(&self, _: &str, local: Value) -> Value {
+        local
+    }
+}
+
 /// Limits of one connection.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -58,6 +76,8 @@ pub struct SocketContext {
     pub signer: TokenSigner,
     /// Topic rules.
     pub authorizer: Arc<dyn Authorizer>,
+    /// Presence across instances.
+    pub presence: Arc<dyn PresenceView>,
     /// Limits.
     pub limits: Limits,
     /// Instance shutdown.
@@ -296,7 +316,8 @@ async fn join(
         expires,
     };
     channels.insert(m.topic.clone(), channel);
-    let state = ctx.hub.join(&m.topic, conn);
+    let local = ctx.hub.join(&m.topic, conn);
+    let state = ctx.presence.state(&m.topic, local).await;
     vec![
         reply(m, true, json!({ "postgres_changes": [] })),
         Direct {

@@ -11,7 +11,12 @@ use tandem_cache::{Cache, CacheConfig};
 use tandem_core::{Clock, ExposeSecret, Shutdown};
 use tandem_db::{ConnectOptions, Database};
 use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter, RedisLimiter};
-use tandem_realtime::{hub::Hub, token::TokenSigner};
+use tandem_realtime::{
+    backplane::RedisBackplane,
+    hub::Hub,
+    socket::{LocalPresence, PresenceView},
+    token::TokenSigner,
+};
 use tandem_sessions::{DbSessionStore, RedisSessionStore, SessionPolicy, SessionStore, Sessions};
 
 use crate::{ApiError, config::Config, passwords::Passwords, telemetry};
@@ -47,6 +52,8 @@ pub struct App {
     pub cache: Cache,
     /// Realtime channels of this instance.
     pub realtime: Arc<Hub>,
+    /// Presence across instances (and, distributed, the Redis backplane).
+    pub realtime_presence: Arc<dyn PresenceView>,
     /// Signs realtime access tokens.
     pub realtime_tokens: TokenSigner,
     /// Fired when the server stops: long-lived connections close.
@@ -91,6 +98,15 @@ impl App {
             ),
         };
         let cache = build_cache(&config).await?;
+        let realtime = Arc::new(Hub::new(1024));
+        let realtime_presence: Arc<dyn PresenceView> = match (&config.redis_url, &redis) {
+            (Some(url), Some(conn)) => {
+                let client =
+                    redis::Client::open(url.expose_secret()).context("parsing REDIS_URL")?;
+                RedisBackplane::start(client, conn.clone(), &config.redis_prefix, realtime.clone())
+            }
+            _ => Arc::new(LocalPresence),
+        };
         tracing::info!(
             database = db.backend(),
             sessions = store.backend(),
@@ -103,7 +119,8 @@ impl App {
             local_limiter: MemoryLimiter::new(100_000),
             passwords: Passwords::new(),
             cache,
-            realtime: Arc::new(Hub::new(1024)),
+            realtime,
+            realtime_presence,
             realtime_tokens: realtime_signer(&config),
             shutdown: Shutdown::new(),
             metrics: telemetry::metrics_handle(),

@@ -73,6 +73,7 @@ pub async fn websocket(
         apikey: params.apikey,
         signer: app.realtime_tokens.clone(),
         authorizer: Arc::new(Rules { db: app.db.clone() }),
+        presence: app.realtime_presence.clone(),
         limits: Limits::default(),
         shutdown: app.shutdown.clone(),
     };
