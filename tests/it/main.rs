@@ -9,7 +9,7 @@ mod accounts;
 mod bad_input;
 mod cache;
 mod conformance;
-mod multi_instance;
+pub mod multi_instance;
 mod realtime;
 mod rooms;
 mod sessions;

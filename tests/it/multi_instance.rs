@@ -12,14 +12,14 @@ use tokio::{
 use crate::helpers::{Backend, Client, PASSWORD, assert_problem, unique_email};
 
 /// A `tandem serve` child process.
-struct Instance {
+pub struct Instance {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Instance {
     /// Starts the real binary and waits for the line announcing its URL.
-    async fn start(backend: &Backend, prefix: &str, dir: &Path) -> Self {
+    pub async fn start(backend: &Backend, prefix: &str, dir: &Path) -> Self {
         let Backend::Distributed {
             database_url,
             redis_url,
@@ -35,6 +35,10 @@ impl Instance {
             .env("TANDEM_REDIS_PREFIX", prefix)
             .env("TANDEM_DATA_DIR", dir)
             .env("TANDEM_COOKIE_SECURE", "false")
+            .env(
+                "TANDEM_REALTIME_SECRET",
+                format!("{prefix}-realtime-secret-for-tests"),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -56,7 +60,7 @@ impl Instance {
     }
 
     /// Stops the process with SIGTERM (graceful shutdown) and waits for it.
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -68,6 +72,13 @@ impl Instance {
             .expect("tandem stops within 30 s of SIGTERM")
             .expect("wait");
         assert!(status.success(), "graceful shutdown exited with {status}");
+    }
+}
+
+impl Instance {
+    /// Kills the process outright (SIGKILL): no graceful clean-up.
+    pub async fn crash(mut self) {
+        self.child.kill().await.expect("kill -9");
     }
 }
 

@@ -16,10 +16,10 @@ use crate::helpers::{Backend, TestApp};
 struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
 
 impl Ws {
-    async fn open(app: &TestApp, query: &str, cookie: Option<String>) -> Self {
+    async fn open(base: &str, query: &str, cookie: Option<String>) -> Self {
         let url = format!(
             "{}/realtime/v1/websocket?{query}",
-            app.url.replace("http", "ws")
+            base.replace("http", "ws")
         );
         let mut request = url.into_client_request().expect("request");
         if let Some(cookie) = cookie {
@@ -31,8 +31,8 @@ impl Ws {
         Self(stream)
     }
 
-    async fn v2(app: &TestApp, token: &str) -> Self {
-        Self::open(app, &format!("apikey={token}&vsn=2.0.0"), None).await
+    async fn v2(base: &str, token: &str) -> Self {
+        Self::open(base, &format!("apikey={token}&vsn=2.0.0"), None).await
     }
 
     async fn send(&mut self, message: Message) {
@@ -45,15 +45,23 @@ impl Ws {
 
     /// The next frame (bounded wait); `None` once the connection is closed.
     async fn next(&mut self) -> Option<Message> {
-        match tokio::time::timeout(Duration::from_secs(5), self.0.next()).await {
+        self.next_within(Duration::from_secs(5)).await
+    }
+
+    async fn next_within(&mut self, limit: Duration) -> Option<Message> {
+        match tokio::time::timeout(limit, self.0.next()).await {
             Ok(Some(Ok(message))) => Some(message),
             Ok(_) => None,
-            Err(_) => panic!("no frame within 5 s"),
+            Err(_) => panic!("no frame within {limit:?}"),
         }
     }
 
     async fn next_json(&mut self) -> Value {
-        match self.next().await {
+        self.next_json_within(Duration::from_secs(5)).await
+    }
+
+    async fn next_json_within(&mut self, limit: Duration) -> Value {
+        match self.next_within(limit).await {
             Some(Message::Text(text)) => serde_json::from_str(text.as_str()).expect("json frame"),
             other => panic!("expected a text frame, got {other:?}"),
         }
@@ -93,7 +101,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 async fn joins_heartbeats_and_replies_follow_the_protocol() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let (_, _, token) = user(&app, HOUR).await;
-    let mut ws = Ws::v2(&app, &token).await;
+    let mut ws = Ws::v2(&app.url, &token).await;
     ws.push(
         json!(["1", "1", "realtime:lobby", "phx_join", {"config": {"broadcast": {"self": false}}}]),
     )
@@ -122,7 +130,7 @@ async fn joins_heartbeats_and_replies_follow_the_protocol() {
         "broadcast after leave"
     );
 
-    let mut v1 = Ws::open(&app, &format!("apikey={token}&vsn=1.0.0"), None).await;
+    let mut v1 = Ws::open(&app.url, &format!("apikey={token}&vsn=1.0.0"), None).await;
     v1.push(json!({"topic": "realtime:lobby", "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"})).await;
     let reply = v1.next_json().await;
     assert_eq!(
@@ -137,9 +145,9 @@ async fn binary_broadcasts_reach_every_serializer_but_not_the_sender() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let (_, _, token) = user(&app, HOUR).await;
     let topic = "realtime:room-talk";
-    let mut sender = Ws::v2(&app, &token).await;
-    let mut v2 = Ws::v2(&app, &token).await;
-    let mut v1 = Ws::open(&app, &format!("apikey={token}&vsn=1.0.0"), None).await;
+    let mut sender = Ws::v2(&app.url, &token).await;
+    let mut v2 = Ws::v2(&app.url, &token).await;
+    let mut v1 = Ws::open(&app.url, &format!("apikey={token}&vsn=1.0.0"), None).await;
     sender
         .join(
             topic,
@@ -189,12 +197,12 @@ async fn joins_are_authorized() {
             .to_owned()
     };
 
-    let mut anonymous = Ws::open(&app, "vsn=2.0.0", None).await;
+    let mut anonymous = Ws::open(&app.url, "vsn=2.0.0", None).await;
     assert!(
         reason(&anonymous.join("realtime:lobby", "1", json!({})).await).contains("unauthorized")
     );
 
-    let mut ws = Ws::v2(&app, &member_token).await;
+    let mut ws = Ws::v2(&app.url, &member_token).await;
     assert_eq!(
         ws.join("lobby", "1", json!({})).await["status"],
         "error",
@@ -231,7 +239,7 @@ async fn joins_are_authorized() {
     assert_eq!(ws.join(&topic, "4", json!({})).await["status"], "ok");
 
     // A browser on the same origin is authenticated by its session cookie.
-    let mut browser = Ws::open(&app, "vsn=2.0.0", owner.cookie()).await;
+    let mut browser = Ws::open(&app.url, "vsn=2.0.0", owner.cookie()).await;
     assert_eq!(
         browser
             .join(&format!("realtime:user:{owner_id}"), "1", json!({}))
@@ -244,7 +252,7 @@ async fn joins_are_authorized() {
 async fn an_expired_token_closes_the_channel_with_a_system_error() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let (_, _, token) = user(&app, Duration::from_secs(2)).await;
-    let mut ws = Ws::v2(&app, &token).await;
+    let mut ws = Ws::v2(&app.url, &token).await;
     assert_eq!(
         ws.join("realtime:lobby", "5", json!({})).await["status"],
         "ok"
@@ -282,14 +290,14 @@ async fn bad_frames_close_the_connection_and_nothing_else() {
         ("huge frame", Message::Text("x".repeat(200 * 1024).into())),
     ];
     for (what, frame) in bad {
-        let mut ws = Ws::v2(&app, &token).await;
+        let mut ws = Ws::v2(&app.url, &token).await;
         ws.send(frame).await;
         match ws.next().await {
             None | Some(Message::Close(_)) => {}
             other => panic!("{what}: expected the connection to close, got {other:?}"),
         }
     }
-    let mut fine = Ws::v2(&app, &token).await;
+    let mut fine = Ws::v2(&app.url, &token).await;
     assert_eq!(
         fine.join("realtime:lobby", "1", json!({})).await["status"],
         "ok"
@@ -300,7 +308,7 @@ async fn bad_frames_close_the_connection_and_nothing_else() {
 async fn one_connection_joins_at_most_100_channels() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let (_, _, token) = user(&app, HOUR).await;
-    let mut ws = Ws::v2(&app, &token).await;
+    let mut ws = Ws::v2(&app.url, &token).await;
     for i in 0..100 {
         assert_eq!(
             ws.join(&format!("realtime:c{i}"), &i.to_string(), json!({}))
@@ -339,7 +347,7 @@ async fn chat_is_stored_paginated_and_pushed_live_to_members(backend: Backend) {
     member
         .post(&format!("/api/study-sessions/{room}/join"), json!({}))
         .await;
-    let mut live = Ws::v2(&app, &member_token).await;
+    let mut live = Ws::v2(&app.url, &member_token).await;
     assert_eq!(
         live.join(&format!("realtime:room:{room}"), "1", json!({}))
             .await["status"],
@@ -435,4 +443,51 @@ async fn chat_is_stored_paginated_and_pushed_live_to_members(backend: Backend) {
     );
     let missing = format!("/api/study-sessions/{}/messages", uuid::Uuid::now_v7());
     assert_eq!(member.get(&missing).await.status.as_u16(), 404);
+}
+
+/// An instance killed without clean-up: the others announce its presences
+/// as leaves once its liveness key lapses (15 s) and a sweep runs (5 s).
+#[tokio::test]
+async fn presences_of_a_crashed_instance_are_announced_as_leaves() {
+    use crate::multi_instance::Instance;
+    let Some(backend) = Backend::distributed().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
+    let doomed = Instance::start(&backend, &prefix, dir.path()).await;
+    let survivor = Instance::start(&backend, &prefix, dir.path()).await;
+    let client = crate::helpers::Client::new(&survivor.url);
+    let res = client
+        .register(
+            &crate::helpers::unique_email(),
+            crate::helpers::PASSWORD,
+            "Crash",
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 201);
+    let token = client.post("/api/realtime/token", json!({})).await.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let topic = "realtime:crash-site";
+    let mut watcher = Ws::v2(&survivor.url, &token).await;
+    watcher
+        .join(topic, "1", json!({"presence": {"key": "watcher"}}))
+        .await;
+    let mut victim = Ws::v2(&doomed.url, &token).await;
+    victim
+        .join(topic, "1", json!({"presence": {"key": "victim"}}))
+        .await;
+    let track = json!(["1", "2", topic, "presence", {"type": "presence", "event": "track", "payload": {"name": "V"}}]);
+    victim.push(track).await;
+    let joined = watcher.next_json().await;
+    assert_eq!(joined[3], "presence_diff");
+    assert!(joined[4]["joins"]["victim"].is_object(), "{joined}");
+
+    doomed.crash().await;
+    let left = watcher.next_json_within(Duration::from_secs(30)).await;
+    assert_eq!(left[3], "presence_diff");
+    assert!(left[4]["leaves"]["victim"].is_object(), "{left}");
+    survivor.stop().await;
 }
