@@ -14,6 +14,7 @@ use crate::helpers::{Backend, Client, PASSWORD, assert_problem, unique_email};
 /// A `tandem serve` child process.
 pub struct Instance {
     child: Child,
+    /// The URL it announced.
     pub url: String,
 }
 
