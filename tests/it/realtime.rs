@@ -60,6 +60,16 @@ impl Ws {
         self.next_json_within(Duration::from_secs(5)).await
     }
 
+    /// The next `phx_reply`, skipping pushes (presence diffs) queued before it.
+    async fn next_reply(&mut self) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame[3] == "phx_reply" {
+                return frame;
+            }
+        }
+    }
+
     async fn next_json_within(&mut self, limit: Duration) -> Value {
         match self.next_within(limit).await {
             Some(Message::Text(text)) => serde_json::from_str(text.as_str()).expect("json frame"),
@@ -490,4 +500,75 @@ async fn presences_of_a_crashed_instance_are_announced_as_leaves() {
     assert_eq!(left[3], "presence_diff");
     assert!(left[4]["leaves"]["victim"].is_object(), "{left}");
     survivor.stop().await;
+}
+
+/// The roadmap's client-side optimizations, enforced by the server: typing
+/// indicators at most once per 3 s per channel, presence coalesced to one
+/// update per 2 s (the newest wins), and a per-connection message budget.
+#[tokio::test]
+async fn typing_presence_and_message_rates_are_limited() {
+    let app = TestApp::spawn_with(Backend::Embedded, |c| c.realtime_messages_per_second = 20).await;
+    let (_, _, token) = user(&app, HOUR).await;
+    let topic = "realtime:busy";
+    let mut chatty = Ws::v2(&app.url, &token).await;
+    let mut other = Ws::v2(&app.url, &token).await;
+    chatty
+        .join(topic, "1", json!({"presence": {"key": "chatty"}}))
+        .await;
+    other.join(topic, "1", json!({})).await;
+    let broadcast = |event: &str, n: u32| json!(["1", null, topic, "broadcast", {"type": "broadcast", "event": event, "payload": {"n": n}}]);
+
+    for n in 0..5 {
+        chatty.push(broadcast("typing", n)).await;
+    }
+    chatty.push(broadcast("chat", 99)).await;
+    let text = |m: Option<Message>| match m {
+        Some(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("expected a broadcast, got {other:?}"),
+    };
+    let first = text(other.next().await);
+    assert!(
+        first.contains("typing") && first.contains(r#"{"n":0}"#),
+        "{first}"
+    );
+    let second = text(other.next().await);
+    assert!(
+        second.contains("chat"),
+        "a throttled typing indicator got through: {second}"
+    );
+
+    let track = |name: &str| json!(["1", "9", topic, "presence", {"type": "presence", "event": "track", "payload": {"name": name}}]);
+    for name in ["v1", "v2", "v3"] {
+        chatty.push(track(name)).await;
+        assert_eq!(chatty.next_reply().await[4]["status"], "ok");
+    }
+    let mut seen = Vec::new();
+    while !seen.iter().any(|s: &String| s.contains("v3")) {
+        let diff = other.next_json().await;
+        assert_eq!(diff[3], "presence_diff");
+        seen.push(diff[4]["joins"].to_string());
+    }
+    assert!(seen[0].contains("v1"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|s| s.contains("v2")),
+        "a coalesced update was sent: {seen:?}"
+    );
+
+    let mut limited = 0;
+    for n in 0..100 {
+        chatty.push(json!(["1", n.to_string(), topic, "presence", {"type": "presence", "event": "bogus"}])).await;
+    }
+    for _ in 0..100 {
+        let reply = chatty.next_reply().await;
+        if reply[4]["response"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("rate limit"))
+        {
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 50,
+        "only {limited} of 100 rapid messages were limited"
+    );
 }

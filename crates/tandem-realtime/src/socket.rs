@@ -50,6 +50,13 @@ pub struct Limits {
     pub max_channels: usize,
     /// Close a connection silent for this long (clients heartbeat every 25 s).
     pub idle_timeout: Duration,
+    /// Messages per second one connection may send (burst of the same size).
+    /// Supabase's plans allow 100–2,500 per second per *project*.
+    pub messages_per_second: u32,
+    /// `typing` broadcasts one connection may send per channel (roadmap: 1 per 3 s).
+    pub typing_interval: Duration,
+    /// Presence updates are coalesced to one per this interval (roadmap: 2 s).
+    pub presence_interval: Duration,
 }
 
 impl Default for Limits {
@@ -57,6 +64,9 @@ impl Default for Limits {
         Self {
             max_channels: 100,
             idle_timeout: Duration::from_secs(60),
+            messages_per_second: 200,
+            typing_interval: Duration::from_secs(3),
+            presence_interval: Duration::from_secs(2),
         }
     }
 }
@@ -93,6 +103,42 @@ struct Channel {
     user: Uuid,
     /// Expiry (unix s) of the access token it joined with; none for cookies.
     expires: Option<u64>,
+    /// Last `typing` broadcast let through.
+    last_typing: Option<Instant>,
+    /// Last presence update applied, and the newest one waiting for its turn.
+    last_presence: Option<Instant>,
+    pending_presence: Option<Map<String, Value>>,
+}
+
+/// A token bucket: `rate` messages per second, bursts of `rate`.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self {
+            tokens: rate,
+            rate,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Runs the connection until the client leaves, misbehaves or the server stops.
@@ -101,7 +147,8 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
     let (conn, mut inbox) = ctx.hub.connect();
     let mut channels: HashMap<String, Channel> = HashMap::new();
     let mut last_heard = Instant::now();
-    let mut ticker = interval(Duration::from_secs(1));
+    let mut ticker = interval(Duration::from_millis(500));
+    let mut bucket = Bucket::new(ctx.limits.messages_per_second);
     metrics::gauge!("tandem_realtime_connections").increment(1.0);
     let close = loop {
         tokio::select! {
@@ -116,7 +163,12 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
                 metrics::counter!("tandem_realtime_messages_in_total").increment(1);
                 match inbound {
                     Ok(message) => {
-                        let replies = handle(&ctx, &conn, &mut channels, message).await;
+                        let replies = if message.topic == "phoenix" || bucket.take() {
+                            handle(&ctx, &conn, &mut channels, message).await
+                        } else {
+                            metrics::counter!("tandem_realtime_rate_limited_total").increment(1);
+                            vec![error(&message, "rate limit exceeded: slow down")]
+                        };
                         if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
                             break None;
                         }
@@ -135,6 +187,7 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
                 if last_heard.elapsed() > ctx.limits.idle_timeout {
                     break Some((1001, "no heartbeat".into()));
                 }
+                flush_presence(&ctx, &conn, &mut channels);
                 let expired = expire_tokens(&ctx, &conn, &mut channels);
                 if send_all(&mut sink, ctx.vsn, expired).await.is_err() {
                     break None;
@@ -254,7 +307,7 @@ async fn handle(
         }
         "access_token" => refresh_token(ctx, conn, channels, &m),
         _ => {
-            let Some(channel) = channels.get(&m.topic) else {
+            let Some(channel) = channels.get_mut(&m.topic) else {
                 return vec![error(&m, "join the channel first")];
             };
             match m.event.as_str() {
@@ -314,6 +367,9 @@ async fn join(
         presence_key: presence_key.map_or_else(|| user.to_string(), str::to_owned),
         user,
         expires,
+        last_typing: None,
+        last_presence: None,
+        pending_presence: None,
     };
     channels.insert(m.topic.clone(), channel);
     let local = ctx.hub.join(&m.topic, conn);
@@ -330,13 +386,30 @@ async fn join(
     ]
 }
 
-fn broadcast(ctx: &SocketContext, conn: &Conn, channel: &Channel, m: Inbound) -> Vec<Direct> {
+fn broadcast(ctx: &SocketContext, conn: &Conn, channel: &mut Channel, m: Inbound) -> Vec<Direct> {
     let event = m.payload["event"].as_str().unwrap_or_default().to_owned();
     if event.is_empty() || event.len() > 255 {
         return vec![error(
             &m,
             "a broadcast needs an event name of at most 255 bytes",
         )];
+    }
+    if event == "typing" {
+        // The roadmap's typing throttle, enforced here too: extra indicators
+        // within the interval carry no news and are dropped.
+        let now = Instant::now();
+        if channel
+            .last_typing
+            .is_some_and(|t| now - t < ctx.limits.typing_interval)
+        {
+            metrics::counter!("tandem_realtime_throttled_total", "kind" => "typing").increment(1);
+            return if channel.ack {
+                vec![reply(&m, true, json!({}))]
+            } else {
+                Vec::new()
+            };
+        }
+        channel.last_typing = Some(now);
     }
     let body = m
         .body
@@ -352,18 +425,29 @@ fn broadcast(ctx: &SocketContext, conn: &Conn, channel: &Channel, m: Inbound) ->
     }
 }
 
-fn presence(ctx: &SocketContext, conn: &Conn, channel: &Channel, m: &Inbound) -> Vec<Direct> {
+fn presence(ctx: &SocketContext, conn: &Conn, channel: &mut Channel, m: &Inbound) -> Vec<Direct> {
     match m.payload["event"].as_str() {
         Some("track") => {
             let meta: Map<String, Value> = m.payload["payload"]
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
-            ctx.hub
-                .track(&m.topic, conn.id, &channel.presence_key, meta);
+            let now = Instant::now();
+            if channel
+                .last_presence
+                .is_some_and(|t| now - t < ctx.limits.presence_interval)
+            {
+                // Coalesced: the newest update is applied when the interval ends.
+                channel.pending_presence = Some(meta);
+            } else {
+                channel.last_presence = Some(now);
+                ctx.hub
+                    .track(&m.topic, conn.id, &channel.presence_key, meta);
+            }
             vec![reply(m, true, json!({}))]
         }
         Some("untrack") => {
+            channel.pending_presence = None;
             ctx.hub.untrack(&m.topic, conn.id);
             vec![reply(m, true, json!({}))]
         }
@@ -388,6 +472,21 @@ fn refresh_token(
             Vec::new()
         }
         _ => close_channel(ctx, conn, channels, &m.topic, "Invalid access token"),
+    }
+}
+
+/// Applies coalesced presence updates whose interval has ended.
+fn flush_presence(ctx: &SocketContext, conn: &Conn, channels: &mut HashMap<String, Channel>) {
+    let now = Instant::now();
+    for (topic, channel) in channels.iter_mut() {
+        let due = channel
+            .last_presence
+            .is_none_or(|t| now - t >= ctx.limits.presence_interval);
+        if due && let Some(meta) = channel.pending_presence.take() {
+            channel.last_presence = Some(now);
+            metrics::counter!("tandem_realtime_throttled_total", "kind" => "presence").increment(1);
+            ctx.hub.track(topic, conn.id, &channel.presence_key, meta);
+        }
     }
 }
 

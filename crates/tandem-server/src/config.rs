@@ -33,6 +33,8 @@ pub struct Config {
     /// `TANDEM_REALTIME_SECRET`: signs realtime access tokens; set the same
     /// value on every instance (unset: a random key per process).
     pub realtime_secret: Option<SecretString>,
+    /// `TANDEM_REALTIME_MESSAGES_PER_SECOND`: per-connection realtime message budget.
+    pub realtime_messages_per_second: u32,
     /// `TANDEM_COOKIE_SECURE`: mark the session cookie `Secure` (turn off only for plain http).
     pub cookie_secure: bool,
     /// `TANDEM_SESSION_IDLE_TIMEOUT`: a session unused this long ends.
@@ -97,6 +99,8 @@ impl Config {
             cache_l1_ttl: env.duration("TANDEM_CACHE_L1_TTL", "5s")?,
             cache_l1_max_mb: env.count("TANDEM_CACHE_L1_MAX_MB", "64")?,
             realtime_secret: env.get("TANDEM_REALTIME_SECRET").map(SecretString::from),
+            realtime_messages_per_second: env
+                .count("TANDEM_REALTIME_MESSAGES_PER_SECOND", "200")?,
             cookie_secure: env.flag("TANDEM_COOKIE_SECURE", true)?,
             session_idle_timeout: env.duration("TANDEM_SESSION_IDLE_TIMEOUT", "14d")?,
             session_absolute_timeout: env.duration("TANDEM_SESSION_ABSOLUTE_TIMEOUT", "30d")?,

@@ -74,7 +74,10 @@ pub async fn websocket(
         signer: app.realtime_tokens.clone(),
         authorizer: Arc::new(Rules { db: app.db.clone() }),
         presence: app.realtime_presence.clone(),
-        limits: Limits::default(),
+        limits: Limits {
+            messages_per_second: app.config.realtime_messages_per_second,
+            ..Limits::default()
+        },
         shutdown: app.shutdown.clone(),
     };
     Ok(upgrade
