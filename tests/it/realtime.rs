@@ -572,3 +572,78 @@ async fn typing_presence_and_message_rates_are_limited() {
         "only {limited} of 100 rapid messages were limited"
     );
 }
+
+#[tokio::test]
+async fn servers_broadcast_over_rest_with_the_same_rules() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (_, _, token) = user(&app, HOUR).await;
+    let (_, other_id, _) = user(&app, HOUR).await;
+    let mut listener = Ws::v2(&app.url, &token).await;
+    listener.join("realtime:news", "1", json!({})).await;
+    let http = reqwest::Client::new();
+    let post = |body: Value, bearer: Option<&str>| {
+        let mut req = http
+            .post(format!("{}/realtime/v1/api/broadcast", app.url))
+            .json(&body);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let one = |topic: &str| json!({"messages": [{"topic": topic, "event": "headline", "payload": {"t": 1}}]});
+    assert_eq!(
+        post(one("news"), Some(&token))
+            .await
+            .expect("sent")
+            .status()
+            .as_u16(),
+        202
+    );
+    match listener.next().await {
+        Some(Message::Binary(b)) => assert!(String::from_utf8_lossy(&b).contains("headline")),
+        other => panic!("expected the broadcast, got {other:?}"),
+    }
+    assert_eq!(
+        post(one("news"), None)
+            .await
+            .expect("sent")
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        post(one("news"), Some("forged.token.x"))
+            .await
+            .expect("sent")
+            .status()
+            .as_u16(),
+        401
+    );
+    let private = one(&format!("user:{other_id}"));
+    assert_eq!(
+        post(private, Some(&token))
+            .await
+            .expect("sent")
+            .status()
+            .as_u16(),
+        403
+    );
+    let too_many =
+        json!({"messages": vec![json!({"topic": "news", "event": "e", "payload": {}}); 101]});
+    assert_eq!(
+        post(too_many, Some(&token))
+            .await
+            .expect("sent")
+            .status()
+            .as_u16(),
+        422
+    );
+    assert_eq!(
+        post(json!({"messages": "no"}), Some(&token))
+            .await
+            .expect("sent")
+            .status()
+            .as_u16(),
+        422
+    );
+}

@@ -18,7 +18,7 @@ use axum::{
     http::{HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use tandem_ratelimit::{Decision, Limit};
 use tower_http::{
@@ -82,6 +82,7 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/metrics", get(system::metrics))
         .route("/realtime/v1/websocket", get(realtime::websocket))
+        .route("/realtime/v1/api/broadcast", post(realtime::rest_broadcast))
         .merge(web::router())
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "No such endpoint.") })
         .method_not_allowed_fallback(|| async {

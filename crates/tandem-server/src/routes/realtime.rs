@@ -11,13 +11,18 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tandem_db::Database;
 use tandem_realtime::{
-    protocol::Vsn,
+    hub::Outbound,
+    protocol::{Body, Vsn},
     socket::{self, Authorizer, Limits, SocketContext},
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ApiError, AppState, cookies, error::Problem, extract::Authenticated};
+use crate::{
+    ApiError, AppState, cookies,
+    error::Problem,
+    extract::{ApiJson, Authenticated},
+};
 
 /// How long a realtime access token lives; clients refresh it with `access_token` pushes.
 const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -84,6 +89,95 @@ pub async fn websocket(
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| socket::serve(socket, ctx))
         .into_response())
+}
+
+/// Messages for `POST /realtime/v1/api/broadcast`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastRequest {
+    /// Up to 100 messages.
+    messages: Vec<BroadcastMessage>,
+}
+
+/// One server-side broadcast.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastMessage {
+    /// Topic without the `realtime:` prefix.
+    topic: String,
+    /// Event name.
+    event: String,
+    /// Payload.
+    payload: serde_json::Value,
+    /// Accepted for compatibility; the same rules apply either way.
+    #[serde(default, rename = "private")]
+    _private: bool,
+}
+
+/// Broadcasts from a server (or a client that is not joined), as Supabase's
+/// REST endpoint: authenticated by an access token (`apikey` or
+/// `Authorization: Bearer`) or the session cookie; the channel rules apply.
+pub async fn rest_broadcast(
+    State(app): State<AppState>,
+    Query(params): Query<SocketParams>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<BroadcastRequest>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let user = rest_user(&app, &params, &headers).await?;
+    if req.messages.is_empty() || req.messages.len() > 100 {
+        return Err(ApiError::invalid("messages", "Send 1 to 100 messages."));
+    }
+    let rules = Rules { db: app.db.clone() };
+    for m in &req.messages {
+        if m.topic.is_empty() || m.topic.len() > 246 || m.event.is_empty() || m.event.len() > 255 {
+            return Err(ApiError::invalid(
+                "messages",
+                "Topics are 1–246 bytes, events 1–255.",
+            ));
+        }
+        if !rules.may_join(user, &m.topic).await {
+            return Err(ApiError::Forbidden(
+                "You may not broadcast on this channel.",
+            ));
+        }
+    }
+    for m in req.messages {
+        let topic = format!("realtime:{}", m.topic);
+        app.realtime.publish(&Outbound::broadcast(
+            &topic,
+            &m.event,
+            Body::Json(m.payload),
+            None,
+        ));
+    }
+    Ok(axum::http::StatusCode::ACCEPTED)
+}
+
+async fn rest_user(
+    app: &AppState,
+    params: &SocketParams,
+    headers: &HeaderMap,
+) -> Result<Uuid, ApiError> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let apikey = headers.get("apikey").and_then(|v| v.to_str().ok());
+    let now = tandem_realtime::token::unix_now();
+    for token in [bearer, apikey, params.apikey.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some((user, _)) = app.realtime_tokens.verify(token, now) {
+            return Ok(user);
+        }
+    }
+    if let Some(token) = cookies::read(headers, app.config.cookie_secure)
+        && let Some(session) = app.sessions.resolve(&token).await?
+    {
+        return Ok(session.user_id);
+    }
+    Err(ApiError::Unauthenticated)
 }
 
 /// Channel rules: `user:{id}` is that user's alone, `room:{id}` is for the
