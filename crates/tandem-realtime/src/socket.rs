@@ -196,7 +196,13 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
             () = ctx.shutdown.wait() => break Some((1001, "server shutting down".into())),
         }
     };
-    if let Some((code, reason)) = close {
+    if let Some((code, mut reason)) = close {
+        // A close reason may be at most 123 bytes.
+        let mut end = reason.len().min(120);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
         let frame = CloseFrame {
             code,
             reason: reason.into(),
