@@ -196,3 +196,109 @@ test('two students meet in a study room and earn achievements', async () => {
     await guestContext.close();
   }
 });
+
+test('two students chat live in a study room, see who is online and who is typing', async () => {
+  const password = 'correct horse battery staple';
+  const stamp = Date.now();
+  const hostContext = await browser.newContext({ baseURL: tandem.url });
+  const guestContext = await browser.newContext({ baseURL: tandem.url });
+  try {
+    const hostName = 'Ada Lovelace';
+    const guestName = 'Charles Babbage';
+    for (const [context, name, handle] of [[hostContext, hostName, 'ada'], [guestContext, guestName, 'charles']]) {
+      const res = await context.request.post('/api/auth/register', {
+        data: { email: `${handle}-room-${stamp}@example.com`, password, display_name: name },
+      });
+      assert.equal(res.status(), 201, await res.text());
+    }
+    const title = `Difference engines ${stamp}`;
+    const startsAt = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+    const endsAt = new Date(startsAt.getTime() + 60 * 60_000);
+    const created = await hostContext.request.post('/api/study-sessions', {
+      data: { title, subject: 'Mathematics', starts_at: startsAt.toISOString(), ends_at: endsAt.toISOString(), capacity: 4 },
+    });
+    assert.equal(created.status(), 201, await created.text());
+    const { id } = await created.json();
+    const joined = await guestContext.request.post(`/api/study-sessions/${id}/join`, { data: {} });
+    assert.equal(joined.status(), 200, await joined.text());
+
+    // The host opens the room from the "My sessions" card; the guest goes straight to it.
+    const host = await hostContext.newPage();
+    const guest = await guestContext.newPage();
+    await host.goto('/#/rooms');
+    const hostCard = host.getByRole('list', { name: 'My sessions' }).getByRole('listitem').filter({ hasText: title });
+    await hostCard.getByRole('link', { name: `Open room ${title}` }).click();
+    await host.waitForURL(new RegExp(`#/room/${id}$`));
+    await guest.goto(`/#/room/${id}`);
+    for (const page of [host, guest]) {
+      await page.getByRole('heading', { name: title }).waitFor();
+      await page.locator('#connection', { hasText: 'Live' }).waitFor();
+    }
+
+    // Each sees the other online.
+    const online = (page) => page.getByRole('list', { name: 'Online' });
+    await online(host).getByText(guestName, { exact: true }).waitFor();
+    await online(host).getByText(`${hostName} (you)`).waitFor();
+    await online(guest).getByText(hostName, { exact: true }).waitFor();
+    await online(guest).getByText(`${guestName} (you)`).waitFor();
+
+    // The guest types: the host sees it, the guest doesn't see their own indicator.
+    const guestBox = guest.getByRole('textbox', { name: 'Message' });
+    await guestBox.pressSequentially('Hello from');
+    await host.locator('#typing', { hasText: `${guestName} is typing…` }).waitFor();
+    assert.equal(await guest.locator('#typing').innerText(), '');
+
+    // Messages appear for both, once each.
+    const messages = (page) => page.getByRole('list', { name: 'Messages' });
+    await guestBox.fill('Hello from the guest');
+    await guestBox.press('Enter');
+    await messages(host).getByText('Hello from the guest').waitFor();
+    await messages(guest).getByText('Hello from the guest').waitFor();
+    assert.equal(await guestBox.inputValue(), '');
+    // A message ends the sender's typing indicator.
+    await host.locator('#typing', { hasText: /^$/ }).waitFor();
+
+    await host.getByRole('textbox', { name: 'Message' }).fill('Welcome! Shall we start with chapter 3?');
+    await host.getByRole('button', { name: 'Send' }).click();
+    await messages(guest).getByText('Welcome! Shall we start with chapter 3?').waitFor();
+    await messages(host).getByText('Welcome! Shall we start with chapter 3?').waitFor();
+    assert.equal(await messages(host).getByRole('listitem').count(), 2, 'no duplicates from POST + broadcast');
+    assert.equal(await messages(guest).getByRole('listitem').count(), 2);
+    await messages(host).getByRole('listitem').filter({ hasText: 'Hello from the guest' }).getByText(guestName).waitFor();
+
+    await guest.evaluate(() => window.scrollTo(0, 0));
+    await guest.screenshot({ path: '/tmp/room.png' });
+
+    // History survives a reload, in order.
+    await host.reload();
+    await messages(host).getByText('Welcome! Shall we start with chapter 3?').waitFor();
+    assert.deepEqual(
+      (await messages(host).locator('.message-body').allInnerTexts()),
+      ['Hello from the guest', 'Welcome! Shall we start with chapter 3?'],
+    );
+    await online(host).getByText(guestName, { exact: true }).waitFor();
+
+    // Someone who isn't a member gets a friendly message, not the chat.
+    const strangerContext = await browser.newContext({ baseURL: tandem.url });
+    try {
+      const res = await strangerContext.request.post('/api/auth/register', {
+        data: { email: `stranger-room-${stamp}@example.com`, password, display_name: 'Stranger' },
+      });
+      assert.equal(res.status(), 201, await res.text());
+      const stranger = await strangerContext.newPage();
+      await stranger.goto(`/#/room/${id}`);
+      await stranger.getByRole('alert').filter({ hasText: 'Only members can enter this room' }).waitFor();
+      assert.equal(await stranger.getByRole('list', { name: 'Messages' }).count(), 0);
+    } finally {
+      await strangerContext.close();
+    }
+
+    // Leaving the page closes the socket: the host drops off the guest's list.
+    await host.getByRole('link', { name: 'Study rooms' }).click();
+    await host.waitForURL(/#\/rooms$/);
+    await online(guest).getByText(hostName, { exact: true }).waitFor({ state: 'detached' });
+  } finally {
+    await hostContext.close();
+    await guestContext.close();
+  }
+});

@@ -4,12 +4,15 @@ import { api, ApiError } from './api.js';
 const view = document.getElementById('view');
 const nav = document.getElementById('nav');
 let me = null;
+/** Undoes what the current page set up (sockets, timers) when the route changes. */
+let leavePage = null;
 
 const routes = {
   login: { page: renderLogin, auth: false },
   signup: { page: renderSignup, auth: false },
   profile: { page: renderProfile, auth: true },
   rooms: { page: renderRooms, auth: true },
+  room: { page: renderRoom, auth: true, nav: 'rooms' },
   achievements: { page: renderAchievements, auth: true },
   devices: { page: renderDevices, auth: true },
 };
@@ -35,14 +38,16 @@ async function loadMe() {
 }
 
 async function render() {
-  const name = location.hash.replace(/^#\/?/, '') || 'profile';
-  const route = routes[name] || routes.profile;
+  leavePage?.();
+  leavePage = null;
+  const [name = '', ...params] = location.hash.replace(/^#\/?/, '').split('/');
+  const route = routes[name || 'profile'] || routes.profile;
   if (me === null) await loadMe().catch(showError);
   if (route.auth && !me) return go('login');
   if (!route.auth && me) return go('profile');
   nav.hidden = !me;
-  for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.dataset.route === name);
-  await route.page().catch(showError);
+  for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.dataset.route === (route.nav || name));
+  await route.page(...params.map(decodeURIComponent)).catch(showError);
 }
 
 function toast(text) {
@@ -357,9 +362,23 @@ function upcomingActions(s, mine, refresh) {
   return [join];
 }
 
+function openRoomLink(s) {
+  const a = document.createElement('a');
+  a.className = 'button secondary small';
+  a.href = `#/room/${s.id}`;
+  a.textContent = 'Open room';
+  a.setAttribute('aria-label', `Open room ${s.title}`);
+  return a;
+}
+
 function mineActions(s, refresh) {
   const state = sessionState(s);
-  if (state === 'cancelled' || state === 'ended') return [];
+  if (state === 'cancelled') return [];
+  if (state === 'ended') return [openRoomLink(s)];
+  return [openRoomLink(s), ...mineOnlyActions(s, refresh)];
+}
+
+function mineOnlyActions(s, refresh) {
   if (s.owner_id === me.id) {
     const cancel = button('Cancel', 'secondary danger small', () => {
       if (!window.confirm(`Cancel “${s.title}” for everyone who joined?`)) return;
@@ -456,6 +475,340 @@ async function renderRooms() {
     await drawSessions(upcomingList, mineList);
   });
   await drawSessions(upcomingList, mineList);
+}
+
+// Study room: chat history, live messages, who's online and who's typing,
+// over the Phoenix-protocol realtime socket (vsn 1.0.0, JSON frames).
+
+const HEARTBEAT_MS = 25_000;
+const TYPING_SEND_MS = 3_000; // the server drops typing broadcasts closer together than this
+const TYPING_SHOW_MS = 4_000;
+
+/**
+ * One socket joined to one channel, rejoining with backoff when it drops.
+ * `on` gets: open(), joined(), refused(reason), dropped(), presenceState(state),
+ * presenceDiff(diff), broadcast(event, payload).
+ */
+function channelSocket(topic, config, on) {
+  let ws = null;
+  let ref = 0;
+  let joinRef = null;
+  let heartbeat = null;
+  let retry = null;
+  let attempts = 0;
+  let stopped = false;
+
+  const frame = (t, event, payload, jr) => JSON.stringify({ topic: t, event, payload, ref: String(++ref), join_ref: jr });
+
+  function send(event, payload) {
+    if (!ws || ws.readyState !== WebSocket.OPEN || joinRef === null) return false;
+    ws.send(frame(topic, event, payload, joinRef));
+    return true;
+  }
+
+  function connect() {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(`${proto}//${location.host}/realtime/v1/websocket?vsn=1.0.0`);
+    ws = socket;
+    joinRef = null;
+    socket.addEventListener('open', () => {
+      const jr = String(++ref);
+      socket.send(JSON.stringify({ topic, event: 'phx_join', payload: { config }, ref: jr, join_ref: jr }));
+      joinRef = jr;
+      heartbeat = setInterval(() => {
+        if (socket.readyState === WebSocket.OPEN) socket.send(frame('phoenix', 'heartbeat', {}, null));
+      }, HEARTBEAT_MS);
+    });
+    socket.addEventListener('message', (e) => {
+      let m;
+      try { m = JSON.parse(e.data); } catch { return; }
+      if (m.topic !== topic) return;
+      switch (m.event) {
+        case 'phx_reply':
+          if (m.ref !== joinRef) return;
+          if (m.payload?.status === 'ok') {
+            attempts = 0;
+            on.joined();
+          } else {
+            stopped = true; // refused: retrying will not help
+            on.refused(m.payload?.response?.reason || 'The room refused the connection.');
+            socket.close();
+          }
+          break;
+        case 'presence_state': on.presenceState(m.payload || {}); break;
+        case 'presence_diff': on.presenceDiff(m.payload || {}); break;
+        case 'broadcast': on.broadcast(m.payload?.event, m.payload?.payload); break;
+        case 'phx_error':
+        case 'phx_close':
+          socket.close(); // rejoin on a fresh connection
+          break;
+        default:
+      }
+    });
+    socket.addEventListener('close', () => {
+      clearInterval(heartbeat);
+      if (ws !== socket || stopped) return;
+      on.dropped();
+      const delay = Math.min(30_000, 1000 * 2 ** attempts) * (0.75 + Math.random() * 0.5);
+      attempts += 1;
+      retry = setTimeout(connect, delay);
+    });
+  }
+
+  connect();
+  return {
+    send,
+    close() {
+      stopped = true;
+      clearTimeout(retry);
+      clearInterval(heartbeat);
+      ws?.close();
+    },
+  };
+}
+
+const chatTime = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+const chatDay = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short' });
+
+function describeChatTime(iso) {
+  const d = new Date(iso);
+  return d.toDateString() === new Date().toDateString() ? chatTime.format(d) : `${chatDay.format(d)}, ${chatTime.format(d)}`;
+}
+
+function typingText(names) {
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names.length} people are typing…`;
+}
+
+async function renderRoom(id) {
+  const root = mount('tpl-room');
+  const notice = root.querySelector('#room-notice');
+  const layout = root.querySelector('#room-layout');
+  const list = root.querySelector('#messages');
+  const scroller = root.querySelector('#messages-scroll');
+  const older = root.querySelector('#load-older');
+  const typingEl = root.querySelector('#typing');
+  const onlineList = root.querySelector('#online-list');
+  const onlineEmpty = root.querySelector('#online-empty');
+  const connection = root.querySelector('#connection');
+  const form = root.querySelector('#chat-form');
+  const input = root.querySelector('#chat-input');
+  const formError = root.querySelector('.chat .form-error');
+  const fail = (text) => {
+    notice.textContent = text;
+    notice.hidden = false;
+  };
+
+  let detail;
+  try {
+    detail = await api('GET', `/api/study-sessions/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 404 || err.status === 400 || err.status === 422)) {
+      return fail("We couldn't find this study session. It may have been removed.");
+    }
+    throw err;
+  }
+  if (!list.isConnected) return;
+  root.querySelector('#room-title').textContent = detail.title;
+  const state = sessionState(detail);
+  root.querySelector('#room-time').textContent = `${detail.subject} · ${describeTimes(detail)}`;
+  const stateBadge = { cancelled: badge('Cancelled', 'muted-badge'), ended: badge('Ended', 'muted-badge'),
+    live: badge('Live now', 'live'), upcoming: badge('Upcoming') }[state];
+  root.querySelector('#room-state').replaceWith(stateBadge);
+  const names = new Map(detail.members.map((m) => [m.user_id, m.display_name]));
+  if (!names.has(me.id)) {
+    return fail('Only members can enter this room. Join the session from the study rooms page first.');
+  }
+  layout.hidden = false;
+
+  // Chat: messages by id, drawn oldest first.
+  const messages = new Map();
+  let nextBefore = null;
+  const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
+  function drawMessages(stick) {
+    const sorted = [...messages.values()].sort((a, b) =>
+      Date.parse(a.created_at) - Date.parse(b.created_at) || (a.id < b.id ? -1 : 1));
+    list.replaceChildren(...(sorted.length ? sorted.map((m) => {
+      const li = document.createElement('li');
+      li.className = m.user_id === me.id ? 'message mine' : 'message';
+      li.dataset.id = m.id;
+      const head = document.createElement('div');
+      head.className = 'message-head';
+      const who = document.createElement('strong');
+      who.textContent = m.user_id === me.id ? 'You' : (m.display_name || names.get(m.user_id) || 'Someone');
+      const when = document.createElement('time');
+      when.dateTime = m.created_at;
+      when.textContent = describeChatTime(m.created_at);
+      head.append(who, when);
+      const body = document.createElement('p');
+      body.className = 'message-body';
+      body.textContent = m.body;
+      li.append(head, body);
+      return li;
+    }) : [emptyItem('No messages yet. Say hello!')]));
+    older.hidden = !nextBefore;
+    if (stick) scroller.scrollTop = scroller.scrollHeight;
+  }
+  function addMessages(batch) {
+    const stick = nearBottom();
+    for (const m of batch) messages.set(m.id, m);
+    drawMessages(stick);
+  }
+  async function loadLatest() {
+    const page = await api('GET', `/api/study-sessions/${id}/messages?limit=50`);
+    if (messages.size === 0) nextBefore = page.next_before;
+    addMessages(page.messages);
+  }
+  older.addEventListener('click', async () => {
+    older.disabled = true;
+    try {
+      const page = await api('GET', `/api/study-sessions/${id}/messages?limit=50&before=${nextBefore}`);
+      nextBefore = page.next_before;
+      const height = scroller.scrollHeight;
+      addMessages(page.messages);
+      scroller.scrollTop += scroller.scrollHeight - height; // keep the view where it was
+    } catch (err) {
+      showError(err);
+    } finally {
+      older.disabled = false;
+    }
+  });
+
+  // Typing: who, until when.
+  const typers = new Map();
+  let typingTimer = null;
+  function drawTyping() {
+    const now = Date.now();
+    for (const [k, t] of typers) if (t.until <= now) typers.delete(k);
+    typingEl.textContent = typers.size ? typingText([...typers.values()].map((t) => t.name)) : '';
+    clearTimeout(typingTimer);
+    if (typers.size) typingTimer = setTimeout(drawTyping, Math.min(...[...typers.values()].map((t) => t.until)) - now + 20);
+  }
+
+  // Presence: key (user id) → metas.
+  let presence = new Map();
+  function drawOnline() {
+    const keys = [...presence.keys()].sort((a, b) => {
+      if (a === me.id) return -1;
+      if (b === me.id) return 1;
+      return presenceName(a).localeCompare(presenceName(b));
+    });
+    onlineList.replaceChildren(...keys.map((key) => {
+      const li = document.createElement('li');
+      const dot = document.createElement('span');
+      dot.className = 'mini-avatar';
+      const name = presenceName(key);
+      dot.textContent = initials(name);
+      const label = document.createElement('span');
+      label.textContent = key === me.id ? `${name} (you)` : name;
+      const status = document.createElement('span');
+      status.className = 'online-dot';
+      status.setAttribute('aria-hidden', 'true');
+      li.append(dot, label, status);
+      return li;
+    }));
+    onlineEmpty.hidden = keys.some((k) => k !== me.id);
+  }
+  function presenceName(key) {
+    const metas = presence.get(key) || [];
+    return metas.find((m) => m.name)?.name || names.get(key) || 'Someone';
+  }
+
+  let lastTypingSent = 0;
+  const socket = channelSocket(`realtime:room:${id}`,
+    { broadcast: { self: false }, presence: { key: me.id } }, {
+      joined() {
+        connection.textContent = 'Live';
+        connection.className = 'connection ok';
+        socket.send('presence', { type: 'presence', event: 'track', payload: { name: me.display_name } });
+        loadLatest().catch(showError); // catch up on anything missed while away
+      },
+      refused(reason) {
+        connection.textContent = 'Offline';
+        connection.className = 'connection muted';
+        fail(/unauthori[sz]ed/i.test(reason)
+          ? "You can't join this room's live chat. Only members of the session can."
+          : `Live updates are unavailable: ${reason}`);
+      },
+      dropped() {
+        connection.textContent = 'Reconnecting…';
+        connection.className = 'connection warn';
+        presence = new Map();
+        drawOnline();
+      },
+      presenceState(state) {
+        presence = new Map(Object.entries(state).map(([k, v]) => [k, [...(v.metas || [])]]));
+        drawOnline();
+      },
+      presenceDiff({ joins = {}, leaves = {} }) {
+        for (const [key, { metas = [] }] of Object.entries(leaves)) {
+          const gone = new Set(metas.map((m) => m.phx_ref));
+          const left = (presence.get(key) || []).filter((m) => !gone.has(m.phx_ref));
+          if (left.length) presence.set(key, left);
+          else presence.delete(key);
+        }
+        for (const [key, { metas = [] }] of Object.entries(joins)) {
+          const current = presence.get(key) || [];
+          const refs = new Set(current.map((m) => m.phx_ref));
+          presence.set(key, [...current, ...metas.filter((m) => !refs.has(m.phx_ref))]);
+        }
+        drawOnline();
+      },
+      broadcast(event, payload) {
+        if (!payload || typeof payload !== 'object') return;
+        if (event === 'message' && payload.id) {
+          addMessages([payload]);
+          typers.delete(payload.user_id);
+          drawTyping();
+        } else if (event === 'typing' && payload.user_id && payload.user_id !== me.id) {
+          const name = String(payload.name || names.get(payload.user_id) || 'Someone');
+          typers.set(payload.user_id, { name, until: Date.now() + TYPING_SHOW_MS });
+          drawTyping();
+        }
+      },
+    });
+  leavePage = () => {
+    socket.close();
+    clearTimeout(typingTimer);
+  };
+
+  input.addEventListener('input', () => {
+    const now = Date.now();
+    if (!input.value.trim() || now - lastTypingSent < TYPING_SEND_MS) return;
+    if (socket.send('broadcast', { type: 'broadcast', event: 'typing', payload: { user_id: me.id, name: me.display_name } })) {
+      lastTypingSent = now;
+    }
+  });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = input.value.trim();
+    if (!body) return;
+    const send = form.querySelector('button[type=submit]');
+    send.disabled = true;
+    try {
+      const message = await api('POST', `/api/study-sessions/${id}/messages`, { body });
+      input.value = '';
+      formError.hidden = true;
+      messages.set(message.id, message);
+      drawMessages(true);
+    } catch (err) {
+      formError.textContent = err.errors?.[0]?.message || err.message;
+      formError.hidden = false;
+    } finally {
+      send.disabled = false;
+      input.focus();
+    }
+  });
+
+  drawOnline();
+  await loadLatest();
 }
 
 // Achievements: the catalog, earned ones first.
