@@ -2,6 +2,7 @@
 //! BENCHMARKS.md; see each subcommand's `--help`.
 
 mod cache_load;
+mod realtime_load;
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +18,14 @@ struct Cli {
 enum Command {
     /// Benchmark A: database load of a Zipf read workload through the HTTP API.
     CacheLoad(cache_load::Args),
+    /// Issue 4: N WebSocket clients in M channels, broadcasts at rate R.
+    RealtimeLoad(realtime_load::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::CacheLoad(args) => cache_load::run(args).await,
+        Command::RealtimeLoad(args) => realtime_load::run(args).await,
     }
 }

@@ -85,8 +85,14 @@ pub async fn websocket(
         },
         shutdown: app.shutdown.clone(),
     };
+    // Small socket buffers: memory per connection is what lets one machine
+    // hold tens of thousands (tungstenite's defaults are 128 KiB each).
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| socket::serve(socket, ctx))
         .into_response())
 }
