@@ -130,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = window.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(600)).await; // last latency reports
     let delivered = deliveries.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let rss_busy = rss_kib(pid);
@@ -259,6 +260,7 @@ async fn subscriber(
     Ok(tokio::spawn(async move {
         let mut local = Vec::new();
         let mut heartbeat = tokio::time::interval(Duration::from_secs(25));
+        let mut report = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 frame = ws.next() => match frame {
@@ -266,7 +268,7 @@ async fn subscriber(
                         if measuring.load(Ordering::Relaxed) && let Some(sent) = sent_at(&b) {
                             deliveries.fetch_add(1, Ordering::Relaxed);
                             local.push(now_micros().saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
-                            if local.len() >= 16 {
+                            if local.len() >= 64 {
                                 latencies.lock().await.append(&mut local);
                             }
                         }
@@ -274,6 +276,11 @@ async fn subscriber(
                     Some(Ok(_)) => {}
                     _ => break,
                 },
+                _ = report.tick() => {
+                    if !local.is_empty() {
+                        latencies.lock().await.append(&mut local);
+                    }
+                }
                 _ = heartbeat.tick() => {
                     let hb = json!([null, "hb", "phoenix", "heartbeat", {}]).to_string();
                     if ws.send(Message::Text(hb.into())).await.is_err() { break; }
@@ -283,12 +290,14 @@ async fn subscriber(
     }))
 }
 
-/// The send time in a kind-4 broadcast's JSON payload.
+/// The send time in a kind-4 broadcast's payload `{"t":<micros>}` (read
+/// without a JSON parser: the load generator must stay cheaper than the server).
 fn sent_at(frame: &[u8]) -> Option<u64> {
     let header = frame.get(..5)?;
     let skip = 5 + usize::from(header[1]) + usize::from(header[2]) + usize::from(header[3]);
-    let payload: Value = serde_json::from_slice(frame.get(skip..)?).ok()?;
-    payload["t"].as_u64()
+    let payload = frame.get(skip..)?.strip_prefix(b"{\"t\":")?;
+    let digits = payload.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&payload[..digits]).ok()?.parse().ok()
 }
 
 /// Broadcasts on `topic` at `rate` per second until stopped. With `self`

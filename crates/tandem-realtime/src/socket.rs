@@ -177,8 +177,24 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
                 }
             }
             Some(out) = inbox.rx.recv() => {
-                let frame = out.encoded(ctx.vsn.slot(), |o| encode_push(ctx.vsn, o));
-                if let Some(frame) = frame && sink.send(to_message(frame)).await.is_err() {
+                // Write everything already queued, then flush once: under load
+                // this turns many small writes into one syscall.
+                let mut next = Some(out);
+                let mut written = 0;
+                let mut failed = false;
+                while let Some(out) = next.take() {
+                    if let Some(frame) = out.encoded(ctx.vsn.slot(), |o| encode_push(ctx.vsn, o))
+                        && sink.feed(to_message(frame)).await.is_err()
+                    {
+                        failed = true;
+                        break;
+                    }
+                    written += 1;
+                    if written < 64 {
+                        next = inbox.rx.try_recv().ok();
+                    }
+                }
+                if failed || sink.flush().await.is_err() {
                     break None;
                 }
             }
