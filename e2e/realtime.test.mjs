@@ -57,6 +57,18 @@ function subscribed(channel) {
   });
 }
 
+/** Joins `topic` (self:false, ack:true, presence keyed by user) and records chat broadcasts and leaves. */
+function listen(who, topic, server = tandem) {
+  const channel = connect(who.token, server).channel(topic, {
+    config: { broadcast: { self: false, ack: true }, presence: { key: who.id } },
+  });
+  const got = [];
+  const left = [];
+  channel.on('broadcast', { event: 'chat' }, (m) => got.push(m.payload));
+  channel.on('presence', { event: 'leave' }, ({ key }) => left.push(key));
+  return { channel, got, left, here: () => Object.keys(channel.presenceState()) };
+}
+
 /** Waits (bounded) until `condition()` holds. */
 async function until(condition, what, ms = 5000) {
   const deadline = Date.now() + ms;
@@ -69,16 +81,7 @@ async function until(condition, what, ms = 5000) {
 test('broadcast reaches the others, not the sender, and is acknowledged; presence tracks joins and leaves', async () => {
   const [ada, bob] = [await signUp('ada'), await signUp('bob')];
   const topic = `lobby-${Date.now()}`;
-  const open = (who) => {
-    const channel = connect(who.token).channel(topic, {
-      config: { broadcast: { self: false, ack: true }, presence: { key: who.id } },
-    });
-    const got = [];
-    const left = [];
-    channel.on('broadcast', { event: 'chat' }, (m) => got.push(m.payload));
-    channel.on('presence', { event: 'leave' }, ({ key }) => left.push(key));
-    return { channel, got, left, here: () => Object.keys(channel.presenceState()) };
-  };
+  const open = (who) => listen(who, topic);
   const a = open(ada);
   const b = open(bob);
   await subscribed(a.channel);
@@ -140,16 +143,7 @@ test('two instances sharing Redis: broadcast and presence cross between them', a
 
   const [ada, bob] = [await signUp('ada', first), await signUp('bob', second)];
   const topic = `study-hall-${Date.now()}`;
-  const open = (who, server) => {
-    const channel = connect(who.token, server).channel(topic, {
-      config: { broadcast: { self: false, ack: true }, presence: { key: who.id } },
-    });
-    const got = [];
-    const left = [];
-    channel.on('broadcast', { event: 'chat' }, (m) => got.push(m.payload));
-    channel.on('presence', { event: 'leave' }, ({ key }) => left.push(key));
-    return { channel, got, left, here: () => Object.keys(channel.presenceState()) };
-  };
+  const open = (who, server) => listen(who, topic, server);
   const a = open(ada, first);
   await subscribed(a.channel);
   assert.equal(await a.channel.track({ name: 'Ada' }), 'ok');

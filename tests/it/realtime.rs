@@ -107,6 +107,16 @@ async fn user(app: &TestApp, ttl: Duration) -> (crate::helpers::Client, uuid::Uu
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// A study session starting in an hour, owned by `owner`; returns its id.
+async fn schedule_room(owner: &crate::helpers::Client) -> String {
+    let start = chrono::Utc::now() + chrono::Duration::hours(1);
+    let end = start + chrono::Duration::hours(1);
+    let body = json!({"title": "Room", "subject": "Rust", "starts_at": start.to_rfc3339(),
+                      "ends_at": end.to_rfc3339(), "capacity": 4});
+    let res = owner.post("/api/study-sessions", body).await;
+    res.body["id"].as_str().expect("room id").to_owned()
+}
+
 #[tokio::test]
 async fn joins_heartbeats_and_replies_follow_the_protocol() {
     let app = TestApp::spawn(Backend::Embedded).await;
@@ -225,18 +235,7 @@ async fn joins_are_authorized() {
         )
         .contains("may not")
     );
-    let start = chrono::Utc::now() + chrono::Duration::hours(1);
-    let room = owner
-        .post(
-            "/api/study-sessions",
-            json!({"title": "Rt", "subject": "Rust", "starts_at": start.to_rfc3339(),
-                   "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(), "capacity": 4}),
-        )
-        .await
-        .body["id"]
-        .as_str()
-        .expect("room id")
-        .to_owned();
+    let room = schedule_room(&owner).await;
     let topic = format!("realtime:room:{room}");
     assert_eq!(
         ws.join(&topic, "3", json!({})).await["status"],
@@ -342,18 +341,7 @@ async fn chat_is_stored_paginated_and_pushed_live_to_members(backend: Backend) {
     let (owner, _, _) = user(&app, HOUR).await;
     let (member, _, member_token) = user(&app, HOUR).await;
     let (outsider, _, _) = user(&app, HOUR).await;
-    let start = chrono::Utc::now() + chrono::Duration::hours(1);
-    let room = owner
-        .post(
-            "/api/study-sessions",
-            json!({"title": "Chat", "subject": "Go", "starts_at": start.to_rfc3339(),
-                   "ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(), "capacity": 4}),
-        )
-        .await
-        .body["id"]
-        .as_str()
-        .expect("room id")
-        .to_owned();
+    let room = schedule_room(&owner).await;
     member
         .post(&format!("/api/study-sessions/{room}/join"), json!({}))
         .await;
