@@ -39,68 +39,26 @@ NODE_PREFIX=node-bench:$RAND:
 NODE_DIR=bench/node-express
 TARGET_RATIO=10 TARGET_P99_MS=5
 
-die() { echo "users-me-vs-node.sh: $*" >&2; exit 1; }
-
-if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "wrk not found; installing it with apt-get" >&2
-    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-  else
-    die "wrk not found: install it (e.g. 'sudo apt-get install wrk') and rerun"
-  fi
-fi
-for tool in cargo curl psql node npm; do command -v "$tool" >/dev/null || die "$tool not found"; done
-
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/tandem
-[ -x "$BIN" ] || die "no binary at $BIN"
+SCRIPT=users-me-vs-node.sh
+# shellcheck source=bench/lib.sh
+. "bench/lib.sh"
+need_tools cargo curl psql node npm
+build_tandem
 timeout 600 npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error >/dev/null \
   || die "npm ci in $NODE_DIR failed"
-
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tandem-bench-vs-node.XXXXXX")
-declare -A PID=([tandem]="" [node]="")
-stop_server() {   # stop_server NAME: SIGTERM, wait up to 30 s, then SIGKILL
-  local name=$1 pid=${PID[$1]} i
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then echo "warning: $name still up 30 s after SIGTERM; killing it" >&2; kill -KILL "$pid"; fi
-  wait "$pid" || echo "warning: $name server $pid exited with status $?" >&2
-  PID[$name]=""
-}
 cleanup() {
   stop_server tandem
   stop_server node
-  if command -v redis-cli >/dev/null; then   # drop this run's keys (both servers)
-    for prefix in "$TANDEM_PREFIX" "$NODE_PREFIX"; do
-      redis-cli -u "$REDIS_URL_BENCH" --scan --pattern "$prefix*" \
-        | xargs -r redis-cli -u "$REDIS_URL_BENCH" del >/dev/null 2>&1 || true
-    done
-  fi
+  drop_redis_keys "$REDIS_URL_BENCH" "$TANDEM_PREFIX" "$NODE_PREFIX"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+create_database "$PG_DB"
 
-out=$(psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $PG_DB" 2>&1) \
-  || grep -q "already exists" <<<"$out" || die "cannot create database $PG_DB: $out"
-
-# wait_url NAME REGEX: wait up to 60 s for the server's "is serving URL" line; prints URL.
-wait_url() {
-  local name=$1 regex=$2 url="" i
-  for ((i = 0; i < 600; i++)); do
-    url=$(sed -n "s|^$regex \(http://[^ ]*\)\$|\1|p" "$WORK/$name.out")
-    [ -n "$url" ] && { echo "$url"; return 0; }
-    kill -0 "${PID[$name]}" 2>/dev/null || { cat "$WORK/$name.log" >&2; die "$name server exited early"; }
-    sleep 0.1
-  done
-  cat "$WORK/$name.log" >&2
-  die "$name server not serving after 60 s"
-}
 # json_field FILE FIELD: one top-level field of a JSON file.
 json_field() { node -e 'const o = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(o[process.argv[2]] ?? "")' "$1" "$2"; }
-# cookie_from NAME: the NAME=value pair of the Set-Cookie header in $WORK/headers.
-cookie_from() { tr -d '\r' <"$WORK/headers" | sed -n "s/^[Ss]et-[Cc]ookie: *\($1=[^;]*\).*/\1/p" | head -n1; }
 
 # --- start both servers (they stay up for the whole run; each is idle while the other is measured)
 env -u DATABASE_URL -u REDIS_URL DATABASE_URL="$DATABASE_URL_BENCH" REDIS_URL="$REDIS_URL_BENCH" \
@@ -143,30 +101,13 @@ code=$(curl -s --max-time 30 -o "$WORK/node.me" -w '%{http_code}' -H "Cookie: ${
 echo "== both return user $USER_ID ($EMAIL)" >&2
 
 # --- the same wrk load against each, one after the other
-declare -A RPS P50 P99 NON2XX P99MS
+declare -A P99MS
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
   if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; printf "%.3f", n }'; }
-bench() {
-  local name=$1 url=${URL[$1]} cookie=${COOKIE[$1]} code sockerr
-  echo "== $name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $url/api/users/me" >&2
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: $cookie" "$url/api/users/me" >/dev/null
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $cookie" \
-    "$url/api/users/me" | tee "$WORK/$name.wrk" >&2
-  RPS[$name]=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.wrk")
-  P50[$name]=$(awk '$1 == "50%" {print $2}' "$WORK/$name.wrk")
-  P99[$name]=$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")
-  NON2XX[$name]=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$WORK/$name.wrk")
-  NON2XX[$name]=${NON2XX[$name]:-0}
-  [ -n "${RPS[$name]}" ] && [ -n "${P99[$name]}" ] || die "could not parse wrk output for $name"
+for name in tandem node; do
+  run_wrk "$name" "${URL[$name]}" "${COOKIE[$name]}"
   P99MS[$name]=$(to_ms "${P99[$name]}")
-  [ "${NON2XX[$name]}" = 0 ] || echo "WARNING: $name: ${NON2XX[$name]} non-2xx/3xx responses" >&2
-  sockerr=$(grep '^ *Socket errors' "$WORK/$name.wrk" || true)
-  [ -z "$sockerr" ] || echo "WARNING: $name:$sockerr" >&2
-  code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$url/api/users/me") || true
-  [ "$code" = 200 ] || echo "WARNING: $name: after the run GET /api/users/me gave $code" >&2
-}
-bench tandem
-bench node
+done
 
 RPS_RATIO=$(awk -v t="${RPS[tandem]}" -v n="${RPS[node]}" 'BEGIN {printf "%.2f", t / n}')
 P99_RATIO=$(awk -v t="${P99MS[tandem]}" -v n="${P99MS[node]}" 'BEGIN {printf "%.2f", t / n}')
@@ -185,8 +126,6 @@ echo "Tandem/Node p99: $P99_RATIO (Tandem p99 ${P99[tandem]}, target <= ${TARGET
 if [ "$WRITE" = 1 ]; then
   HEADING="## GET /api/users/me: Tandem vs Express + connect-redis (issue 3, benchmark B)"
   lockver() { node -p "require('./$NODE_DIR/package-lock.json').packages['node_modules/$1'].version"; }
-  cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-  ram=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   redis_ver=$(redis-cli -u "$REDIS_URL_BENCH" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p' || true)
   pg_ver=$(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version' 2>/dev/null | cut -d' ' -f1 || true)
   {
@@ -226,7 +165,7 @@ EOF
     echo
     echo "### $(date -u +%F)"
     echo
-    echo "- Machine: $(nproc) cores, ${cpu:-unknown CPU}, $ram RAM, Linux $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- Machine: $(machine)"
     echo "- Command: \`THREADS=$THREADS CONNECTIONS=$CONNECTIONS DURATION=$DURATION WARMUP=$WARMUP bash bench/users-me-vs-node.sh --write\`"
     echo "- wrk: \`wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -H 'Cookie: …' http://127.0.0.1:PORT/api/users/me\` after a $WARMUP warm-up, against each server; one user, one session each"
     echo "- Versions: Node $(node --version), express $(lockver express), express-session $(lockver express-session), connect-redis $(lockver connect-redis), ioredis $(lockver ioredis), pg $(lockver pg); Redis ${redis_ver:-?}, PostgreSQL ${pg_ver:-?}"
