@@ -161,6 +161,37 @@ async fn joins_heartbeats_and_replies_follow_the_protocol() {
 }
 
 #[tokio::test]
+async fn pushes_for_an_earlier_join_are_refused_as_stale() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (_, _, token) = user(&app, HOUR).await;
+    let mut ws = Ws::v2(&app.url, &token).await;
+    let topic = "realtime:rejoined";
+    let config = json!({"broadcast": {"ack": true}});
+    assert_eq!(ws.join(topic, "1", config.clone()).await["status"], "ok");
+    assert_eq!(ws.join(topic, "2", config).await["status"], "ok");
+    let send = |join_ref: &str| json!([join_ref, "9", topic, "broadcast", {"type": "broadcast", "event": "e", "payload": {}}]);
+    ws.push(send("1")).await;
+    let stale = ws.next_reply().await;
+    assert_eq!(stale[4]["status"], "error", "{stale}");
+    assert!(
+        stale[4]["response"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("stale")),
+        "{stale}"
+    );
+    ws.push(send("2")).await;
+    assert_eq!(ws.next_reply().await[4]["status"], "ok");
+    ws.push(json!(["1", "10", topic, "phx_leave", {}])).await;
+    assert_eq!(ws.next_reply().await[4]["status"], "error", "a stale leave");
+    ws.push(send("2")).await;
+    assert_eq!(
+        ws.next_reply().await[4]["status"],
+        "ok",
+        "the current join survived the stale leave"
+    );
+}
+
+#[tokio::test]
 async fn binary_broadcasts_reach_every_serializer_but_not_the_sender() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let (_, _, token) = user(&app, HOUR).await;
@@ -360,8 +391,11 @@ async fn chat_is_stored_paginated_and_pushed_live_to_members(backend: Backend) {
         Some(Message::Binary(frame)) => {
             let text = String::from_utf8_lossy(&frame);
             assert!(
-                frame[0] == 4 && text.contains("message") && text.contains("Welcome!"),
-                "{text}"
+                frame[0] == 4
+                    && text.contains("messages")
+                    && text.contains(r#"[{"#)
+                    && text.contains("Welcome!"),
+                "a batch (list) of messages: {text}"
             );
         }
         other => panic!("expected the live message, got {other:?}"),

@@ -22,10 +22,18 @@ enum Command {
     RealtimeLoad(realtime_load::Args),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::CacheLoad(args) => cache_load::run(args).await,
-        Command::RealtimeLoad(args) => realtime_load::run(args).await,
+fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::RealtimeLoad(args) = &command {
+        // The generator's share of the machine is a parameter of the run.
+        runtime.worker_threads(args.client_threads.max(1));
     }
+    let runtime = runtime.enable_all().build()?;
+    runtime.block_on(async {
+        match command {
+            Command::CacheLoad(args) => cache_load::run(args).await,
+            Command::RealtimeLoad(args) => realtime_load::run(args).await,
+        }
+    })
 }

@@ -1,9 +1,19 @@
-//! Realtime load: starts the real `tandem serve` (embedded mode), opens N
-//! WebSocket clients (Supabase protocol, vsn 2.0.0) spread over M channels,
-//! and has one publisher per channel broadcast at a total rate R. Every
-//! client measures end-to-end latency from the send time in the payload.
-//! Prints connections held, deliveries/s, p50/p99 latency and server RSS per
-//! connection.
+//! Realtime load (issue 4): N WebSocket clients spread over M channels, one
+//! publisher per channel, broadcasts at a total rate R; every client measures
+//! end-to-end latency from the send time in the payload. The same scenario
+//! runs, one after the other in one run, against each target:
+//!
+//! - `tandem`: the release `tandem serve`, embedded mode (in-process fan-out);
+//! - `tandem-redis`: the same with `REDIS_URL` (fan-out through Redis);
+//! - `socketio`: Socket.IO 4 with `@socket.io/redis-adapter` (Node, one
+//!   process), from `bench/node-socketio`.
+//!
+//! Prints, per target, connections held, deliveries/s, p50/p99 latency,
+//! server RSS per connection and the CPU used by server and generator, then
+//! Tandem's ratios to Socket.IO.
+
+mod peer;
+mod wire;
 
 use std::{
     process::Stdio,
@@ -15,21 +25,30 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
-    process::Command,
-    sync::Mutex,
+    process::{Child, Command},
 };
-use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+use peer::{Event, Proto};
+use wire::{TEXT, Ws};
 
 /// Options of `realtime-load`.
 #[derive(clap::Args)]
 pub struct Args {
+    /// Targets, in order: tandem, tandem-redis, socketio.
+    #[arg(long, value_delimiter = ',', default_value = "tandem,socketio")]
+    targets: Vec<String>,
     /// The `tandem` binary to run.
     #[arg(long, default_value = "target/release/tandem")]
     bin: String,
+    /// The Socket.IO peer (run with `node`; `npm ci` in its folder first).
+    #[arg(long, default_value = "bench/node-socketio/server.mjs")]
+    socketio_server: String,
+    /// Redis for `tandem-redis` and `socketio`.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
     /// WebSocket clients.
     #[arg(long, default_value_t = 10_000)]
     connections: u64,
@@ -39,10 +58,285 @@ pub struct Args {
     /// Broadcasts per second, over all channels.
     #[arg(long, default_value_t = 1_000)]
     rate: u64,
-    /// Measured seconds.
+    /// Measured seconds (after a 2 s warm-up).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Run the server under `taskset -c CPUS` (e.g. `0`; run the generator
+    /// itself under `taskset -c 1` to keep the two apart).
+    #[arg(long)]
+    server_cpus: Option<String>,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
 }
+
+/// What one target achieved.
+struct Outcome {
+    target: String,
+    held: u64,
+    join_secs: f64,
+    per_second: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    rss_idle_kib: u64,
+    rss_loaded_kib: u64,
+    rss_busy_kib: u64,
+    server_cores: f64,
+    client_cores: f64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    println!(
+        "scenario: {} connections in {} channels, {} broadcasts/s ({} deliveries/s offered), {} s measured",
+        args.connections,
+        args.channels,
+        args.rate,
+        offered(&args),
+        args.seconds
+    );
+    let mut outcomes = Vec::new();
+    for target in &args.targets {
+        println!("--- {target}");
+        let outcome = run_target(&args, target)
+            .await
+            .with_context(|| format!("target {target}"))?;
+        report(&outcome);
+        outcomes.push(outcome);
+    }
+    if let Some(peer) = outcomes.iter().find(|o| o.target == "socketio") {
+        for o in outcomes.iter().filter(|o| o.target != "socketio") {
+            println!(
+                "ratio {} / socketio: deliveries/s {:.2}x, p99 latency {:.2}x lower, RSS per connection {:.2}x lower, server CPU per delivery {:.2}x lower",
+                o.target,
+                o.per_second / peer.per_second.max(1e-9),
+                peer.p99 / o.p99.max(1e-9),
+                per_conn(peer) / per_conn(o).max(1e-9),
+                (peer.server_cores / peer.per_second.max(1e-9))
+                    / (o.server_cores / o.per_second.max(1e-9)).max(1e-12),
+            );
+        }
+    }
+    for o in &outcomes {
+        if o.held < args.connections {
+            bail!(
+                "{}: only {} of {} connections were held",
+                o.target,
+                o.held,
+                args.connections
+            );
+        }
+    }
+    Ok(())
+}
+
+fn offered(args: &Args) -> u64 {
+    // Each broadcast reaches every other client of its channel.
+    let per_channel = args.connections / args.channels.max(1);
+    args.rate * per_channel
+}
+
+/// Server memory per connection under load (socket buffers in use).
+fn per_conn(o: &Outcome) -> f64 {
+    o.rss_busy_kib.saturating_sub(o.rss_idle_kib) as f64 / o.held.max(1) as f64
+}
+
+fn report(o: &Outcome) {
+    println!(
+        "{}: held {} connections (joined in {:.1} s); {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        o.target, o.held, o.join_secs, o.per_second, o.p50, o.p99, o.max
+    );
+    println!(
+        "{}: server RSS idle {} MiB, connected {} MiB, under load {} MiB ({:.1} KiB per connection); CPU: server {:.2} cores, generator {:.2} cores",
+        o.target,
+        o.rss_idle_kib / 1024,
+        o.rss_loaded_kib / 1024,
+        o.rss_busy_kib / 1024,
+        per_conn(o),
+        o.server_cores,
+        o.client_cores
+    );
+}
+
+/// A started server: the process and its address.
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: String,
+}
+
+async fn start(args: &Args, target: &str) -> anyhow::Result<(Server, Proto)> {
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let (program, mut argv, env): (&str, Vec<String>, Vec<(&str, String)>) = match target {
+        "tandem" | "tandem-redis" => {
+            let dir = std::env::temp_dir().join(format!("tandem-rt-bench-{unique}"));
+            std::fs::create_dir_all(&dir)?;
+            let mut env = vec![
+                ("TANDEM_COOKIE_SECURE", "false".to_owned()),
+                ("TANDEM_API_MAX_PER_MINUTE", "100000000".to_owned()),
+                ("TANDEM_REALTIME_MESSAGES_PER_SECOND", "100000".to_owned()),
+                ("RUST_LOG", "warn".to_owned()),
+            ];
+            if target == "tandem-redis" {
+                env.push(("REDIS_URL", args.redis_url.clone()));
+                env.push(("TANDEM_REDIS_PREFIX", format!("rtbench-{unique}:")));
+                env.push(("TANDEM_REALTIME_SECRET", unique.clone()));
+            }
+            let argv = vec![
+                "serve".to_owned(),
+                "--addr".to_owned(),
+                "127.0.0.1:0".to_owned(),
+                "--data-dir".to_owned(),
+                dir.to_string_lossy().into_owned(),
+            ];
+            (args.bin.as_str(), argv, env)
+        }
+        "socketio" => (
+            "node",
+            vec![args.socketio_server.clone()],
+            vec![
+                ("PORT", "0".to_owned()),
+                ("REDIS_URL", args.redis_url.clone()),
+                ("SOCKETIO_KEY", format!("rtbench-sio-{unique}")),
+            ],
+        ),
+        other => bail!("unknown target {other} (tandem, tandem-redis, socketio)"),
+    };
+    let mut command = match &args.server_cpus {
+        Some(cpus) => {
+            argv.insert(0, program.to_owned());
+            argv.insert(0, cpus.clone());
+            argv.insert(0, "-c".to_owned());
+            Command::new("taskset")
+        }
+        None => Command::new(program),
+    };
+    command
+        .args(&argv)
+        .envs(env)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let pid = child.id().context("server pid")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await?
+            .context("server exited before printing its address")?;
+        if let Some(at) = line.find("http://") {
+            break line[at..].trim().trim_end_matches('/').to_owned();
+        }
+    };
+    let addr = base.trim_start_matches("http://").to_owned();
+    let proto = if target == "socketio" {
+        Proto::SocketIo
+    } else {
+        Proto::Supabase {
+            token: token(&base).await?,
+        }
+    };
+    Ok((Server { child, pid, addr }, proto))
+}
+
+async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
+    let (mut server, proto) = start(args, target).await?;
+    let proto = Arc::new(proto);
+    let rss_idle_kib = rss_kib(server.pid);
+    let latencies = Arc::new(Histogram::default());
+    let measuring = Arc::new(AtomicBool::new(false));
+
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    let mut failed = Vec::new();
+    for batch in (0..args.connections).collect::<Vec<_>>().chunks(500) {
+        let opened = futures_util::future::join_all(batch.iter().map(|i| {
+            let channel = format!("bench-{}", i % args.channels);
+            let (proto, addr) = (proto.clone(), server.addr.clone());
+            async move {
+                tokio::time::timeout(JOIN_TIMEOUT, proto.join(&addr, &channel))
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            }
+        }))
+        .await;
+        for ws in opened {
+            match ws {
+                Ok(ws) => clients.push(tokio::spawn(subscriber(
+                    ws,
+                    proto.clone(),
+                    latencies.clone(),
+                    measuring.clone(),
+                ))),
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        eprint!(
+            "\r{target}: {} connections joined, {} failed",
+            clients.len(),
+            failed.len()
+        );
+    }
+    eprintln!();
+    if let Some(first) = failed.first() {
+        eprintln!(
+            "{target}: {} connections failed, e.g. {first}",
+            failed.len()
+        );
+    }
+    let held = clients.len() as u64;
+    let join_secs = started.elapsed().as_secs_f64();
+    let rss_loaded_kib = rss_kib(server.pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let per_channel = (args.rate as f64 / args.channels as f64).max(0.001);
+    let mut publishers = Vec::new();
+    for c in 0..args.channels {
+        let ws = proto.join(&server.addr, &format!("bench-{c}")).await?;
+        publishers.push(tokio::spawn(publish(
+            ws,
+            proto.clone(),
+            format!("bench-{c}"),
+            per_channel,
+            stop.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // warm-up, not measured
+    latencies.clear();
+    let cpu_before = (cpu_ticks("self"), cpu_ticks(&server.pid.to_string()));
+    measuring.store(true, Ordering::Relaxed);
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = window.elapsed().as_secs_f64();
+    let cpu_after = (cpu_ticks("self"), cpu_ticks(&server.pid.to_string()));
+    stop.store(true, Ordering::Relaxed);
+    let cores = |before: u64, after: u64| after.saturating_sub(before) as f64 / 100.0 / elapsed;
+    let outcome = Outcome {
+        target: target.to_owned(),
+        held,
+        join_secs,
+        per_second: latencies.count() as f64 / elapsed,
+        p50: latencies.quantile(0.50),
+        p99: latencies.quantile(0.99),
+        max: latencies.quantile(1.0),
+        rss_idle_kib,
+        rss_loaded_kib,
+        rss_busy_kib: rss_kib(server.pid),
+        server_cores: cores(cpu_before.1, cpu_after.1),
+        client_cores: cores(cpu_before.0, cpu_after.0),
+    };
+    for task in publishers.into_iter().chain(clients) {
+        task.abort();
+    }
+    let _ = server.child.kill().await;
+    Ok(outcome)
+}
+
+/// Longest a connection may take to open and join.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn now_micros() -> u64 {
     SystemTime::now()
@@ -50,137 +344,148 @@ fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let dir = tempfile_dir()?;
-    let mut server = Command::new(&args.bin)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", &dir])
-        .env("TANDEM_COOKIE_SECURE", "false")
-        .env("TANDEM_API_MAX_PER_MINUTE", "100000000")
-        .env("TANDEM_REALTIME_MESSAGES_PER_SECOND", "100000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", args.bin))?;
-    let pid = server.id().context("server pid")?;
-    let mut lines = BufReader::new(server.stdout.take().context("stdout")?).lines();
-    let base = loop {
-        let line = lines.next_line().await?.context("server exited")?;
-        if let Some(at) = line.find("http://") {
-            break line[at..].trim().to_owned();
-        }
-    };
-    let token = token(&base).await?;
-    let ws_url = format!(
-        "{}/realtime/v1/websocket?apikey={token}&vsn=2.0.0",
-        base.replace("http", "ws")
-    );
-    let rss_idle = rss_kib(pid);
-
-    let deliveries = Arc::new(AtomicU64::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut clients = Vec::new();
-    let mut held = 0u64;
-    for batch in (0..args.connections).collect::<Vec<_>>().chunks(250) {
-        let opened = futures_util::future::join_all(batch.iter().map(|i| {
-            let topic = format!("realtime:bench-{}", i % args.channels);
-            subscriber(
-                ws_url.clone(),
-                topic,
-                deliveries.clone(),
-                latencies.clone(),
-                measuring.clone(),
-            )
-        }))
-        .await;
-        for client in opened {
-            match client {
-                Ok(handle) => {
-                    held += 1;
-                    clients.push(handle);
+/// Reads deliveries and answers pings until the connection ends.
+async fn subscriber(
+    mut ws: Ws,
+    proto: Arc<Proto>,
+    latencies: Arc<Histogram>,
+    measuring: Arc<AtomicBool>,
+) {
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(25));
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            frame = ws.next() => {
+                let answer = match frame {
+                    Ok((opcode, bytes)) => match proto.on_frame(opcode, bytes) {
+                        Event::Delivery(sent) => {
+                            if measuring.load(Ordering::Relaxed) {
+                                latencies.record(now_micros().saturating_sub(sent));
+                            }
+                            None
+                        }
+                        Event::Answer(answer) => Some(answer),
+                        Event::Other => None,
+                    },
+                    Err(_) => return,
+                };
+                if let Some(answer) = answer
+                    && ws.send(TEXT, answer).await.is_err()
+                {
+                    return;
                 }
-                Err(e) => eprintln!("connection failed: {e:#}"),
+            }
+            _ = heartbeat.tick() => {
+                if let Some(hb) = proto.heartbeat()
+                    && ws.send(TEXT, hb).await.is_err()
+                {
+                    return;
+                }
             }
         }
     }
-    println!(
-        "{held} connections joined in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let rss_loaded = rss_kib(pid);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let per_channel = (args.rate as f64 / args.channels as f64).max(0.001);
-    let mut publishers = Vec::new();
-    for c in 0..args.channels {
-        publishers.push(tokio::spawn(publish(
-            ws_url.clone(),
-            format!("realtime:bench-{c}"),
-            per_channel,
-            stop.clone(),
-        )));
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await; // warm-up, not measured
-    deliveries.store(0, Ordering::Relaxed);
-    latencies.lock().await.clear();
-    measuring.store(true, Ordering::Relaxed);
-    let window = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = window.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_millis(600)).await; // last latency reports
-    let delivered = deliveries.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    let rss_busy = rss_kib(pid);
-    let mut lat = std::mem::take(&mut *latencies.lock().await);
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    println!(
-        "held {held} connections in {} channels; {:.0} deliveries/s ({} in {elapsed:.1} s) at {} broadcasts/s",
-        args.channels,
-        delivered as f64 / elapsed,
-        delivered,
-        args.rate
-    );
-    println!(
-        "latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        pct(0.50) as f64 / 1000.0,
-        pct(0.99) as f64 / 1000.0,
-        lat.last().copied().unwrap_or(0) as f64 / 1000.0
-    );
-    println!(
-        "server RSS: idle {} MiB, {} connections {} MiB ({:.1} KiB per connection), under load {} MiB",
-        rss_idle / 1024,
-        held,
-        rss_loaded / 1024,
-        (rss_loaded.saturating_sub(rss_idle)) as f64 / held.max(1) as f64,
-        rss_busy / 1024
-    );
-    for p in publishers {
-        p.abort();
-    }
-    for c in clients {
-        c.abort();
-    }
-    let _ = server.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    if held < args.connections {
-        bail!("only {held} of {} connections were held", args.connections);
-    }
-    Ok(())
 }
 
-fn tempfile_dir() -> anyhow::Result<String> {
-    let dir =
-        std::env::temp_dir().join(format!("tandem-rt-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir.to_string_lossy().into_owned())
+/// Broadcasts on `channel` at `rate` per second until stopped; nothing
+/// comes back (broadcasts to self are off), except pings.
+async fn publish(mut ws: Ws, proto: Arc<Proto>, channel: String, rate: f64, stop: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(25));
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            _ = tick.tick() => {
+                n += 1;
+                if ws.send(TEXT, &proto.publish(&channel, n, now_micros())).await.is_err() {
+                    return;
+                }
+            }
+            frame = ws.next() => {
+                let answer = match frame {
+                    Ok((opcode, bytes)) => match proto.on_frame(opcode, bytes) {
+                        Event::Answer(answer) => Some(answer),
+                        _ => None,
+                    },
+                    Err(_) => return,
+                };
+                if let Some(answer) = answer && ws.send(TEXT, answer).await.is_err() {
+                    return;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if let Some(hb) = proto.heartbeat() && ws.send(TEXT, hb).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Latencies in µs, lock-free: 10 µs buckets up to 10 ms, then 1 ms
+/// buckets up to 1 s, then 100 ms buckets up to 10 s.
+struct Histogram {
+    buckets: Vec<AtomicU64>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: (0..2091).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl Histogram {
+    fn bucket(us: u64) -> usize {
+        let i = match us {
+            0..10_000 => us / 10,
+            10_000..1_000_000 => 1_000 + (us - 10_000) / 1_000,
+            _ => 1_990 + (us - 1_000_000) / 100_000,
+        };
+        (i as usize).min(2090)
+    }
+
+    /// Upper bound of bucket `i`, in ms.
+    fn upper_ms(i: usize) -> f64 {
+        let us = match i as u64 {
+            i @ 0..1_000 => (i + 1) * 10,
+            i @ 1_000..1_990 => 10_000 + (i - 999) * 1_000,
+            i => 1_000_000 + (i - 1_989) * 100_000,
+        };
+        us as f64 / 1000.0
+    }
+
+    fn record(&self, us: u64) {
+        self.buckets[Self::bucket(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        for b in &self.buckets {
+            b.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The smallest bucket bound at or above quantile `q` (0..=1), in ms.
+    fn quantile(&self, q: f64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Ordering::Relaxed);
+            if seen >= rank {
+                return Self::upper_ms(i);
+            }
+        }
+        Self::upper_ms(self.buckets.len() - 1)
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -193,6 +498,19 @@ fn rss_kib(pid: u32) -> u64 {
         })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// User + system CPU time of a process, in clock ticks (1/100 s on Linux).
+fn cpu_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name in parentheses: state is the 3rd
+    // field of the line; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    field(11).unwrap_or(0) + field(12).unwrap_or(0)
 }
 
 async fn token(base: &str) -> anyhow::Result<String> {
@@ -223,102 +541,19 @@ async fn token(base: &str) -> anyhow::Result<String> {
         .to_owned())
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
 
-async fn join(url: &str, topic: &str) -> anyhow::Result<Socket> {
-    let (mut ws, _) = connect_async(url).await?;
-    ws.send(Message::Text(
-        json!(["1", "1", topic, "phx_join", {"config": {"broadcast": {"self": false}}}])
-            .to_string()
-            .into(),
-    ))
-    .await?;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.contains("phx_reply") => {
-                if t.contains("\"ok\"") {
-                    return Ok(ws);
-                }
-                bail!("join refused: {t}");
-            }
-            Some(Ok(_)) => continue,
-            _ => bail!("closed while joining"),
+    #[test]
+    fn histogram_quantiles_are_bucket_bounds() {
+        let h = Histogram::default();
+        for us in [5, 15, 25, 35, 12_345, 2_500_000] {
+            h.record(us);
         }
-    }
-}
-
-/// Joins and counts deliveries; returns the reader task.
-async fn subscriber(
-    url: String,
-    topic: String,
-    deliveries: Arc<AtomicU64>,
-    latencies: Arc<Mutex<Vec<u32>>>,
-    measuring: Arc<AtomicBool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut ws = join(&url, &topic).await?;
-    Ok(tokio::spawn(async move {
-        let mut local = Vec::new();
-        let mut heartbeat = tokio::time::interval(Duration::from_secs(25));
-        let mut report = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tokio::select! {
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Binary(b))) => {
-                        if measuring.load(Ordering::Relaxed) && let Some(sent) = sent_at(&b) {
-                            deliveries.fetch_add(1, Ordering::Relaxed);
-                            local.push(now_micros().saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
-                            if local.len() >= 64 {
-                                latencies.lock().await.append(&mut local);
-                            }
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    _ => break,
-                },
-                _ = report.tick() => {
-                    if !local.is_empty() {
-                        latencies.lock().await.append(&mut local);
-                    }
-                }
-                _ = heartbeat.tick() => {
-                    let hb = json!([null, "hb", "phoenix", "heartbeat", {}]).to_string();
-                    if ws.send(Message::Text(hb.into())).await.is_err() { break; }
-                }
-            }
-        }
-    }))
-}
-
-/// The send time in a kind-4 broadcast's payload `{"t":<micros>}` (read
-/// without a JSON parser: the load generator must stay cheaper than the server).
-fn sent_at(frame: &[u8]) -> Option<u64> {
-    let header = frame.get(..5)?;
-    let skip = 5 + usize::from(header[1]) + usize::from(header[2]) + usize::from(header[3]);
-    let payload = frame.get(skip..)?.strip_prefix(b"{\"t\":")?;
-    let digits = payload.iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&payload[..digits]).ok()?.parse().ok()
-}
-
-/// Broadcasts on `topic` at `rate` per second until stopped. With `self`
-/// off and no `ack`, nothing comes back to the publisher.
-async fn publish(url: String, topic: String, rate: f64, stop: Arc<AtomicBool>) {
-    let Ok(mut ws) = join(&url, &topic).await else {
-        return;
-    };
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        n += 1;
-        let frame = json!(["1", n.to_string(), topic, "broadcast", {"type": "broadcast", "event": "b", "payload": {"t": now_micros()}}]);
-        if ws
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .is_err()
-        {
-            return;
-        }
+        assert_eq!(h.count(), 6);
+        assert_eq!(h.quantile(0.5), 0.03);
+        assert_eq!(h.quantile(0.8), 13.0);
+        assert_eq!(h.quantile(1.0), 2600.0);
     }
 }

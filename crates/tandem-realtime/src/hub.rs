@@ -13,10 +13,14 @@ use std::{
 };
 
 use serde_json::{Map, Value, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::{
+    sync::{Notify, mpsc},
+    time::Instant,
+};
 
 use crate::{
     ConnId,
+    limit::Bucket,
     presence::Presence,
     protocol::{Body, Frame},
 };
@@ -35,6 +39,8 @@ pub struct Outbound {
     pub body: Option<Body>,
     /// The sender, when it asked not to receive its own broadcast.
     pub exclude: Option<ConnId>,
+    /// When it was published here (for the delivery latency metric).
+    pub created: Instant,
     encoded: [OnceLock<Option<Frame>>; 2],
 }
 
@@ -47,6 +53,7 @@ impl Outbound {
             payload,
             body: None,
             exclude,
+            created: Instant::now(),
             encoded: [OnceLock::new(), OnceLock::new()],
         })
     }
@@ -59,6 +66,7 @@ impl Outbound {
             payload: json!({ "type": "broadcast", "event": event }),
             body: Some(body),
             exclude,
+            created: Instant::now(),
             encoded: [OnceLock::new(), OnceLock::new()],
         })
     }
@@ -98,6 +106,8 @@ pub struct Inbox {
 struct Topic {
     subscribers: HashMap<ConnId, Conn>,
     presence: Presence,
+    /// Client broadcasts let through per second (per channel, per instance).
+    budget: Option<Bucket>,
 }
 
 /// The topics of this instance.
@@ -105,6 +115,7 @@ pub struct Hub {
     topics: Mutex<HashMap<String, Topic>>,
     next_conn: AtomicU64,
     queue: usize,
+    channel_rate: Option<u32>,
     /// Where messages that originate here go to reach other instances.
     forward: OnceLock<mpsc::Sender<Arc<Outbound>>>,
     /// This instance's id: prefixes presence refs, so other instances can
@@ -119,9 +130,18 @@ impl Hub {
             topics: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             queue: queue.max(1),
+            channel_rate: None,
             forward: OnceLock::new(),
             instance: format!("{:016x}", rand_id()),
         }
+    }
+
+    /// Limits client broadcasts to `per_second` per channel (bursts of the
+    /// same size), counted on each instance.
+    #[must_use]
+    pub fn with_channel_rate(mut self, per_second: u32) -> Self {
+        self.channel_rate = Some(per_second);
+        self
     }
 
     /// This instance's id.
@@ -218,6 +238,26 @@ impl Hub {
         self.forward_only(message);
     }
 
+    /// Like [`Hub::publish`] for a broadcast a client (or a server over
+    /// REST) sent: `false`, and nothing sent, when the channel is over its
+    /// rate.
+    pub fn publish_limited(&self, message: &Arc<Outbound>) -> bool {
+        let mut topics = self.topics();
+        if let Some(entry) = topics.get_mut(&message.topic) {
+            if let Some(rate) = self.channel_rate {
+                let budget = entry.budget.get_or_insert_with(|| Bucket::new(rate));
+                if !budget.take() {
+                    metrics::counter!("tandem_realtime_rate_limited_total", "scope" => "channel")
+                        .increment(1);
+                    return false;
+                }
+            }
+            deliver(entry, message);
+        }
+        self.forward_only(message);
+        true
+    }
+
     /// `conn` tracks `payload` under `key` in `topic`'s presence.
     pub fn track(&self, topic: &str, conn: ConnId, key: &str, payload: Map<String, Value>) {
         let mut topics = self.topics();
@@ -264,12 +304,13 @@ fn rand_id() -> u64 {
 /// and told to close, so one slow client never stalls or bloats the rest.
 fn deliver(topic: &mut Topic, message: &Arc<Outbound>) {
     let mut slow = Vec::new();
+    let mut queued = 0;
     for (id, conn) in &topic.subscribers {
         if Some(*id) == message.exclude {
             continue;
         }
         match conn.tx.try_send(message.clone()) {
-            Ok(()) => metrics::counter!("tandem_realtime_messages_out_total").increment(1),
+            Ok(()) => queued += 1,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 conn.overflowed.notify_one();
                 slow.push(*id);
@@ -277,6 +318,7 @@ fn deliver(topic: &mut Topic, message: &Arc<Outbound>) {
             Err(mpsc::error::TrySendError::Closed(_)) => slow.push(*id),
         }
     }
+    metrics::counter!("tandem_realtime_messages_out_total").increment(queued);
     for id in slow {
         topic.subscribers.remove(&id);
         metrics::counter!("tandem_realtime_dropped_connections_total").increment(1);
@@ -355,6 +397,26 @@ mod tests {
         }
         slow_in.overflowed.notified().await;
         assert_eq!(hub.subscribers("t"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_broadcasts_are_limited_per_channel() {
+        let hub = Hub::new(64).with_channel_rate(5);
+        let (a, mut a_in) = hub.connect();
+        hub.join("busy", &a);
+        hub.join("quiet", &a);
+        let send =
+            |topic: &str| hub.publish_limited(&Outbound::new(topic, "broadcast", json!({}), None));
+        let passed = (0..8).filter(|_| send("busy")).count();
+        assert_eq!(passed, 5, "a burst of the channel's rate, then refusals");
+        assert!(send("quiet"), "another channel has its own budget");
+        tokio::time::advance(std::time::Duration::from_millis(400)).await;
+        assert!(send("busy"), "the budget refills over time");
+        let mut delivered = 0;
+        while a_in.rx.try_recv().is_ok() {
+            delivered += 1;
+        }
+        assert_eq!(delivered, 7);
     }
 
     #[tokio::test]

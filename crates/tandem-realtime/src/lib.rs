@@ -3,7 +3,9 @@
 //! Supabase Realtime's protocol sits on top of [`hub::Hub`].
 
 pub mod backplane;
+pub mod batch;
 pub mod hub;
+pub mod limit;
 pub mod presence;
 pub mod protocol;
 pub mod socket;

@@ -9,11 +9,12 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 use tandem_core::Shutdown;
-use tokio::time::{Instant, interval};
+use tokio::time::{Instant, sleep_until};
 use uuid::Uuid;
 
 use crate::{
     hub::{Conn, Hub, Outbound},
+    limit::Bucket,
     protocol::{self, Body, Frame, Inbound, Outgoing, Vsn},
     token::{TokenSigner, unix_now},
 };
@@ -110,75 +111,39 @@ struct Channel {
     pending_presence: Option<Map<String, Value>>,
 }
 
-/// A token bucket: `rate` messages per second, bursts of `rate`.
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Self {
-        let rate = f64::from(rate.max(1));
-        Self {
-            tokens: rate,
-            rate,
-            at: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Runs the connection until the client leaves, misbehaves or the server stops.
 pub async fn serve(socket: WebSocket, ctx: SocketContext) {
     let (mut sink, mut stream) = socket.split();
     let (conn, mut inbox) = ctx.hub.connect();
     let mut channels: HashMap<String, Channel> = HashMap::new();
     let mut last_heard = Instant::now();
-    let mut ticker = interval(Duration::from_millis(500));
+    // One timer per connection, set to the next thing due (idle check,
+    // coalesced presence, token expiry) rather than ticking: ten thousand
+    // idle connections cost no wake-ups.
+    let mut due = std::pin::pin!(sleep_until(last_heard + ctx.limits.idle_timeout));
     let mut bucket = Bucket::new(ctx.limits.messages_per_second);
+    // Long-lived: made once, not on every turn of the loop.
+    let overflowed = inbox.overflowed.clone();
+    let mut overflowed = std::pin::pin!(overflowed.notified());
+    let shutdown = ctx.shutdown.clone();
+    let mut stopping = std::pin::pin!(shutdown.wait());
+    let delivery_latency = metrics::histogram!("tandem_realtime_delivery_seconds");
+    let messages_in = metrics::counter!("tandem_realtime_messages_in_total");
     metrics::gauge!("tandem_realtime_connections").increment(1.0);
     let close = loop {
+        // Biased: stop signals, then queued pushes, then the socket. Pushes
+        // first means one read attempt per wake-up instead of two; reads
+        // cannot starve, as a connection whose queue never empties is cut
+        // off as too slow.
         tokio::select! {
-            frame = stream.next() => {
-                let inbound = match frame {
-                    Some(Ok(Message::Text(text))) => protocol::decode_text(ctx.vsn, text.as_str()),
-                    Some(Ok(Message::Binary(bytes))) => protocol::decode_binary(ctx.vsn, &bytes),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
-                };
-                last_heard = Instant::now();
-                metrics::counter!("tandem_realtime_messages_in_total").increment(1);
-                match inbound {
-                    Ok(message) => {
-                        let replies = if message.topic == "phoenix" || bucket.take() {
-                            handle(&ctx, &conn, &mut channels, message).await
-                        } else {
-                            metrics::counter!("tandem_realtime_rate_limited_total").increment(1);
-                            vec![error(&message, "rate limit exceeded: slow down")]
-                        };
-                        if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Err(e) => break Some((1007, e.to_string())),
-                }
-            }
+            biased;
+            () = &mut stopping => break Some((1001, "server shutting down".into())),
+            () = &mut overflowed => break Some((1013, "too slow: messages were dropped".into())),
             Some(out) = inbox.rx.recv() => {
                 // Write everything already queued, then flush once: under load
                 // this turns many small writes into one syscall.
+                // The oldest queued push's wait is this batch's latency.
+                delivery_latency.record(out.created.elapsed().as_secs_f64());
                 let mut next = Some(out);
                 let mut written = 0;
                 let mut failed = false;
@@ -198,8 +163,35 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
                     break None;
                 }
             }
-            () = inbox.overflowed.notified() => break Some((1013, "too slow: messages were dropped".into())),
-            _ = ticker.tick() => {
+            frame = stream.next() => {
+                let inbound = match frame {
+                    Some(Ok(Message::Text(text))) => protocol::decode_text(ctx.vsn, text.as_str()),
+                    Some(Ok(Message::Binary(bytes))) => protocol::decode_binary(ctx.vsn, &bytes),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+                };
+                last_heard = Instant::now();
+                messages_in.increment(1);
+                match inbound {
+                    Ok(message) => {
+                        let replies = if message.topic == "phoenix" || bucket.take() {
+                            handle(&ctx, &conn, &mut channels, message).await
+                        } else {
+                            metrics::counter!("tandem_realtime_rate_limited_total").increment(1);
+                            vec![error(&message, "rate limit exceeded: slow down")]
+                        };
+                        if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
+                            break None;
+                        }
+                        let next = next_due(&ctx.limits, &channels, last_heard);
+                        if next < due.deadline() {
+                            due.as_mut().reset(next);
+                        }
+                    }
+                    Err(e) => break Some((1007, e.to_string())),
+                }
+            }
+            () = &mut due => {
                 if last_heard.elapsed() > ctx.limits.idle_timeout {
                     break Some((1001, "no heartbeat".into()));
                 }
@@ -208,8 +200,8 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
                 if send_all(&mut sink, ctx.vsn, expired).await.is_err() {
                     break None;
                 }
+                due.as_mut().reset(next_due(&ctx.limits, &channels, last_heard));
             }
-            () = ctx.shutdown.wait() => break Some((1001, "server shutting down".into())),
         }
     };
     if let Some((code, mut reason)) = close {
@@ -318,6 +310,17 @@ async fn handle(
             "heartbeat" => vec![reply(&m, true, json!({}))],
             _ => vec![error(&m, "unknown event")],
         };
+    }
+    if m.event != "phx_join"
+        && let (Some(sent), Some(current)) = (
+            m.join_ref.as_deref(),
+            channels.get(&m.topic).and_then(|c| c.join_ref.as_deref()),
+        )
+        && sent != current
+    {
+        // A message for an earlier join of this topic (the client rejoined
+        // since): acting on it would mix up the two joins.
+        return vec![error(&m, "stale join_ref: this channel was joined again")];
     }
     match m.event.as_str() {
         "phx_join" => join(ctx, conn, channels, &m).await,
@@ -438,8 +441,12 @@ fn broadcast(ctx: &SocketContext, conn: &Conn, channel: &mut Channel, m: Inbound
         .clone()
         .unwrap_or_else(|| Body::Json(m.payload.get("payload").cloned().unwrap_or(Value::Null)));
     let exclude = (!channel.echo).then_some(conn.id);
-    ctx.hub
-        .publish(&Outbound::broadcast(&m.topic, &event, body, exclude));
+    if !ctx
+        .hub
+        .publish_limited(&Outbound::broadcast(&m.topic, &event, body, exclude))
+    {
+        return vec![error(&m, "channel rate limit exceeded: slow down")];
+    }
     if channel.ack {
         vec![reply(&m, true, json!({}))]
     } else {
@@ -495,6 +502,27 @@ fn refresh_token(
         }
         _ => close_channel(ctx, conn, channels, &m.topic, "Invalid access token"),
     }
+}
+
+/// When the connection next has something to do on its own: the idle
+/// check, a coalesced presence update, or a token expiry.
+fn next_due(limits: &Limits, channels: &HashMap<String, Channel>, last_heard: Instant) -> Instant {
+    let now = Instant::now();
+    let unix = unix_now();
+    let mut due = last_heard + limits.idle_timeout;
+    for channel in channels.values() {
+        if channel.pending_presence.is_some() {
+            let at = channel
+                .last_presence
+                .map_or(now, |t| t + limits.presence_interval);
+            due = due.min(at);
+        }
+        if let Some(expires) = channel.expires {
+            // Whole seconds from a truncated now: never early.
+            due = due.min(now + Duration::from_secs(expires.saturating_sub(unix)));
+        }
+    }
+    due.max(now)
 }
 
 /// Applies coalesced presence updates whose interval has ended.

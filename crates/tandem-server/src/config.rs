@@ -35,6 +35,12 @@ pub struct Config {
     pub realtime_secret: Option<SecretString>,
     /// `TANDEM_REALTIME_MESSAGES_PER_SECOND`: per-connection realtime message budget.
     pub realtime_messages_per_second: u32,
+    /// `TANDEM_REALTIME_CHANNEL_MESSAGES_PER_SECOND`: client broadcasts one
+    /// channel lets through per second, on each instance.
+    pub realtime_channel_messages_per_second: u32,
+    /// `TANDEM_REALTIME_BATCH_MS`: chat messages of a room within this many
+    /// milliseconds are pushed as one broadcast (0 turns batching off).
+    pub realtime_batch_window: Duration,
     /// `TANDEM_COOKIE_SECURE`: mark the session cookie `Secure` (turn off only for plain http).
     pub cookie_secure: bool,
     /// `TANDEM_SESSION_IDLE_TIMEOUT`: a session unused this long ends.
@@ -101,6 +107,13 @@ impl Config {
             realtime_secret: env.get("TANDEM_REALTIME_SECRET").map(SecretString::from),
             realtime_messages_per_second: env
                 .count("TANDEM_REALTIME_MESSAGES_PER_SECOND", "200")?,
+            realtime_channel_messages_per_second: env
+                .count("TANDEM_REALTIME_CHANNEL_MESSAGES_PER_SECOND", "1000")?,
+            realtime_batch_window: Duration::from_millis(env.parse(
+                "TANDEM_REALTIME_BATCH_MS",
+                "100",
+                "expected milliseconds (0 turns batching off)",
+            )?),
             cookie_secure: env.flag("TANDEM_COOKIE_SECURE", true)?,
             session_idle_timeout: env.duration("TANDEM_SESSION_IDLE_TIMEOUT", "14d")?,
             session_absolute_timeout: env.duration("TANDEM_SESSION_ABSOLUTE_TIMEOUT", "30d")?,

@@ -13,6 +13,7 @@ use tandem_db::{ConnectOptions, Database};
 use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter, RedisLimiter};
 use tandem_realtime::{
     backplane::RedisBackplane,
+    batch::Batcher,
     hub::Hub,
     socket::{LocalPresence, PresenceView},
     token::TokenSigner,
@@ -52,6 +53,8 @@ pub struct App {
     pub cache: Cache,
     /// Realtime channels of this instance.
     pub realtime: Arc<Hub>,
+    /// Batches chat pushes per room (the roadmap's 100 ms batcher).
+    pub chat_batcher: Arc<Batcher>,
     /// Presence across instances (and, distributed, the Redis backplane).
     pub realtime_presence: Arc<dyn PresenceView>,
     /// Signs realtime access tokens.
@@ -98,7 +101,9 @@ impl App {
             ),
         };
         let cache = build_cache(&config).await?;
-        let realtime = Arc::new(Hub::new(1024));
+        let realtime =
+            Arc::new(Hub::new(1024).with_channel_rate(config.realtime_channel_messages_per_second));
+        let chat_batcher = Batcher::new(realtime.clone(), config.realtime_batch_window, 100);
         let realtime_presence: Arc<dyn PresenceView> = match (&config.redis_url, &redis) {
             (Some(url), Some(conn)) => {
                 let client =
@@ -120,6 +125,7 @@ impl App {
             passwords: Passwords::new(),
             cache,
             realtime,
+            chat_batcher,
             realtime_presence,
             realtime_tokens: realtime_signer(&config),
             shutdown: Shutdown::new(),

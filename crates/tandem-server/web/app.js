@@ -757,9 +757,11 @@ async function renderRoom(id) {
       },
       broadcast(event, payload) {
         if (!payload || typeof payload !== 'object') return;
-        if (event === 'message' && payload.id) {
-          addMessages([payload]);
-          typers.delete(payload.user_id);
+        if (event === 'messages' && Array.isArray(payload)) {
+          // The server batches a room's new messages (up to 100 ms).
+          const fresh = payload.filter((m) => m && m.id);
+          addMessages(fresh);
+          for (const m of fresh) typers.delete(m.user_id);
           drawTyping();
         } else if (event === 'typing' && payload.user_id && payload.user_id !== me.id) {
           const name = String(payload.name || names.get(payload.user_id) || 'Someone');

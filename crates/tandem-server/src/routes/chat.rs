@@ -1,12 +1,12 @@
 //! Chat in study sessions: stored, paginated, and pushed live to the
-//! session's realtime channel (`realtime:room:{id}`, event `message`).
+//! session's realtime channel (`realtime:room:{id}`, event `messages`: a list,
+//! batched over `TANDEM_REALTIME_BATCH_MS`).
 
 use std::time::Duration;
 
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tandem_db::ChatMessage;
-use tandem_realtime::{hub::Outbound, protocol::Body};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -78,12 +78,7 @@ pub async fn send(
         .await?;
     let payload = serde_json::to_value(&message).map_err(anyhow::Error::from)?;
     let topic = format!("realtime:room:{id}");
-    app.realtime.publish(&Outbound::broadcast(
-        &topic,
-        "message",
-        Body::Json(payload),
-        None,
-    ));
+    app.chat_batcher.add(&topic, "messages", payload);
     Ok((StatusCode::CREATED, axum::Json(message)))
 }
 

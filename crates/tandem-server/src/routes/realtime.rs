@@ -86,11 +86,13 @@ pub async fn websocket(
         shutdown: app.shutdown.clone(),
     };
     // Small socket buffers: memory per connection is what lets one machine
-    // hold tens of thousands (tungstenite's defaults are 128 KiB each).
+    // hold tens of thousands (tungstenite's defaults are 128 KiB each). The
+    // read chunk is zeroed on every read attempt, so it is kept small too:
+    // client frames are small, larger ones just take more reads.
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .read_buffer_size(8 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| socket::serve(socket, ctx))
