@@ -294,7 +294,12 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
     let per_channel = (args.rate as f64 / args.channels as f64).max(0.001);
     let mut publishers = Vec::new();
     for c in 0..args.channels {
-        let ws = proto.join(&server.addr, &format!("bench-{c}")).await?;
+        let ws = tokio::time::timeout(
+            JOIN_TIMEOUT,
+            proto.join(&server.addr, &format!("bench-{c}")),
+        )
+        .await
+        .with_context(|| format!("publisher {c} did not join within {JOIN_TIMEOUT:?}"))??;
         publishers.push(tokio::spawn(publish(
             ws,
             proto.clone(),
