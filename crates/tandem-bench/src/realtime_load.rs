@@ -106,14 +106,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(peer) = outcomes.iter().find(|o| o.target == "socketio") {
         for o in outcomes.iter().filter(|o| o.target != "socketio") {
+            let cpu_per_delivery = |o: &Outcome| o.server_cores / o.per_second;
             println!(
-                "ratio {} / socketio: deliveries/s {:.2}x, p99 latency {:.2}x lower, RSS per connection {:.2}x lower, server CPU per delivery {:.2}x lower",
+                "ratio {} / socketio: deliveries/s {}, p99 latency {} lower, RSS per connection {} lower, server CPU per delivery {} lower",
                 o.target,
-                o.per_second / peer.per_second.max(1e-9),
-                peer.p99 / o.p99.max(1e-9),
-                per_conn(peer) / per_conn(o).max(1e-9),
-                (peer.server_cores / peer.per_second.max(1e-9))
-                    / (o.server_cores / o.per_second.max(1e-9)).max(1e-12),
+                ratio(o.per_second, peer.per_second),
+                ratio(peer.p99, o.p99),
+                ratio(per_conn(peer), per_conn(o)),
+                ratio(cpu_per_delivery(peer), cpu_per_delivery(o)),
             );
         }
     }
@@ -134,6 +134,16 @@ fn offered(args: &Args) -> u64 {
     // Each broadcast reaches every other client of its channel.
     let per_channel = args.connections / args.channels.max(1);
     args.rate * per_channel
+}
+
+/// `a / b` as `1.23x`, or `n/a` when either side was not measured (zero,
+/// e.g. RSS that fell below its idle reading).
+fn ratio(a: f64, b: f64) -> String {
+    if a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite() {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".to_owned()
+    }
 }
 
 /// Server memory per connection under load (socket buffers in use).
@@ -264,11 +274,12 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
         .await;
         for ws in opened {
             match ws {
-                Ok(ws) => clients.push(tokio::spawn(subscriber(
+                Ok(ws) => clients.push(tokio::spawn(client(
                     ws,
                     proto.clone(),
                     latencies.clone(),
                     measuring.clone(),
+                    None,
                 ))),
                 Err(e) => failed.push(e.to_string()),
             }
@@ -290,7 +301,6 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
     let join_secs = started.elapsed().as_secs_f64();
     let rss_loaded_kib = rss_kib(server.pid);
 
-    let stop = Arc::new(AtomicBool::new(false));
     let per_channel = (args.rate as f64 / args.channels as f64).max(0.001);
     let mut publishers = Vec::new();
     for c in 0..args.channels {
@@ -300,12 +310,12 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
         )
         .await
         .with_context(|| format!("publisher {c} did not join within {JOIN_TIMEOUT:?}"))??;
-        publishers.push(tokio::spawn(publish(
+        publishers.push(tokio::spawn(client(
             ws,
             proto.clone(),
-            format!("bench-{c}"),
-            per_channel,
-            stop.clone(),
+            latencies.clone(),
+            measuring.clone(),
+            Some((format!("bench-{c}"), per_channel)),
         )));
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // warm-up, not measured
@@ -317,7 +327,6 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
     measuring.store(false, Ordering::Relaxed);
     let elapsed = window.elapsed().as_secs_f64();
     let cpu_after = (cpu_ticks("self"), cpu_ticks(&server.pid.to_string()));
-    stop.store(true, Ordering::Relaxed);
     let cores = |before: u64, after: u64| after.saturating_sub(before) as f64 / 100.0 / elapsed;
     let outcome = Outcome {
         target: target.to_owned(),
@@ -349,80 +358,48 @@ fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Reads deliveries and answers pings until the connection ends.
-async fn subscriber(
+/// One connection until it ends: times deliveries into `latencies` while
+/// `measuring`, answers pings, sends heartbeats, and for a publisher
+/// (`publish` = channel, broadcasts per second) broadcasts on its channel;
+/// with broadcasts to self off, a publisher receives only pings.
+async fn client(
     mut ws: Ws,
     proto: Arc<Proto>,
     latencies: Arc<Histogram>,
     measuring: Arc<AtomicBool>,
+    publish: Option<(String, f64)>,
 ) {
     let mut heartbeat = tokio::time::interval(Duration::from_secs(25));
     heartbeat.tick().await;
-    loop {
-        tokio::select! {
-            frame = ws.next() => {
-                let answer = match frame {
-                    Ok((opcode, bytes)) => match proto.on_frame(opcode, bytes) {
-                        Event::Delivery(sent) => {
-                            if measuring.load(Ordering::Relaxed) {
-                                latencies.record(now_micros().saturating_sub(sent));
-                            }
-                            None
-                        }
-                        Event::Answer(answer) => Some(answer),
-                        Event::Other => None,
-                    },
-                    Err(_) => return,
-                };
-                if let Some(answer) = answer
-                    && ws.send(TEXT, answer).await.is_err()
-                {
-                    return;
-                }
-            }
-            _ = heartbeat.tick() => {
-                if let Some(hb) = proto.heartbeat()
-                    && ws.send(TEXT, hb).await.is_err()
-                {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Broadcasts on `channel` at `rate` per second until stopped; nothing
-/// comes back (broadcasts to self are off), except pings.
-async fn publish(mut ws: Ws, proto: Arc<Proto>, channel: String, rate: f64, stop: Arc<AtomicBool>) {
+    let rate = publish.as_ref().map_or(1.0, |(_, rate)| *rate);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(25));
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        tokio::select! {
-            _ = tick.tick() => {
-                n += 1;
-                if ws.send(TEXT, &proto.publish(&channel, n, now_micros())).await.is_err() {
-                    return;
-                }
-            }
-            frame = ws.next() => {
-                let answer = match frame {
-                    Ok((opcode, bytes)) => match proto.on_frame(opcode, bytes) {
-                        Event::Answer(answer) => Some(answer),
-                        _ => None,
-                    },
-                    Err(_) => return,
-                };
-                if let Some(answer) = answer && ws.send(TEXT, answer).await.is_err() {
-                    return;
-                }
-            }
-            _ = heartbeat.tick() => {
-                if let Some(hb) = proto.heartbeat() && ws.send(TEXT, hb).await.is_err() {
-                    return;
-                }
-            }
+    let mut sent = 0u64;
+    loop {
+        let frame: Option<std::borrow::Cow<'static, [u8]>> = tokio::select! {
+            frame = ws.next() => match frame {
+                Ok((opcode, bytes)) => match proto.on_frame(opcode, bytes) {
+                    Event::Delivery(at) => {
+                        if measuring.load(Ordering::Relaxed) {
+                            latencies.record(now_micros().saturating_sub(at));
+                        }
+                        None
+                    }
+                    Event::Answer(answer) => Some(answer.into()),
+                    Event::Other => None,
+                },
+                Err(_) => return,
+            },
+            _ = tick.tick(), if publish.is_some() => publish.as_ref().map(|(channel, _)| {
+                sent += 1;
+                proto.publish(channel, sent, now_micros()).into()
+            }),
+            _ = heartbeat.tick() => proto.heartbeat().map(Into::into),
+        };
+        if let Some(frame) = frame
+            && ws.send(TEXT, &frame).await.is_err()
+        {
+            return;
         }
     }
 }

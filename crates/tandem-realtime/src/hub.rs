@@ -47,24 +47,27 @@ pub struct Outbound {
 impl Outbound {
     /// A push of `event` with `payload` on `topic`.
     pub fn new(topic: &str, event: &str, payload: Value, exclude: Option<ConnId>) -> Arc<Self> {
-        Arc::new(Self {
-            topic: topic.to_owned(),
-            event: event.to_owned(),
-            payload,
-            body: None,
-            exclude,
-            created: Instant::now(),
-            encoded: [OnceLock::new(), OnceLock::new()],
-        })
+        Self::build(topic, event.to_owned(), payload, None, exclude)
     }
 
     /// A user broadcast of `event` with `body`.
     pub fn broadcast(topic: &str, event: &str, body: Body, exclude: Option<ConnId>) -> Arc<Self> {
+        let payload = json!({ "type": "broadcast", "event": event });
+        Self::build(topic, "broadcast".to_owned(), payload, Some(body), exclude)
+    }
+
+    fn build(
+        topic: &str,
+        event: String,
+        payload: Value,
+        body: Option<Body>,
+        exclude: Option<ConnId>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             topic: topic.to_owned(),
-            event: "broadcast".to_owned(),
-            payload: json!({ "type": "broadcast", "event": event }),
-            body: Some(body),
+            event,
+            payload,
+            body,
             exclude,
             created: Instant::now(),
             encoded: [OnceLock::new(), OnceLock::new()],
@@ -231,20 +234,19 @@ impl Hub {
     /// Sends `message` to the topic's subscribers here, in order, and to
     /// the other instances' through the backplane.
     pub fn publish(&self, message: &Arc<Outbound>) {
-        let mut topics = self.topics();
-        if let Some(entry) = topics.get_mut(&message.topic) {
-            deliver(entry, message);
-        }
-        self.forward_only(message);
+        self.send(message, false);
     }
 
-    /// Like [`Hub::publish`] for a broadcast a client (or a server over
-    /// REST) sent: `false`, and nothing sent, when the channel is over its
-    /// rate.
+    /// Like [`Hub::publish`], for a broadcast a client sent: `false`, and
+    /// nothing sent, when the channel is over its rate.
     pub fn publish_limited(&self, message: &Arc<Outbound>) -> bool {
+        self.send(message, true)
+    }
+
+    fn send(&self, message: &Arc<Outbound>, limited: bool) -> bool {
         let mut topics = self.topics();
         if let Some(entry) = topics.get_mut(&message.topic) {
-            if let Some(rate) = self.channel_rate {
+            if limited && let Some(rate) = self.channel_rate {
                 let budget = entry.budget.get_or_insert_with(|| Bucket::new(rate));
                 if !budget.take() {
                     metrics::counter!("tandem_realtime_rate_limited_total", "scope" => "channel")
