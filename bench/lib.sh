@@ -1,6 +1,29 @@
 # Shared by the wrk benchmarks in bench/ (sourced, not run). Expects $SCRIPT
 # (the caller's name, for messages) and, for wrk, THREADS CONNECTIONS DURATION WARMUP.
 
+# wrk_bench_setup HELP_END ARGS...: the options and settings the wrk benchmarks
+# share. Parses --write (sets WRITE=1) and -h/--help (prints lines 2..HELP_END of
+# bench/$SCRIPT); sets THREADS CONNECTIONS DURATION WARMUP (env overrides), the
+# PostgreSQL database and Redis of the run (PG_DB DATABASE_URL_BENCH
+# REDIS_URL_BENCH) and RAND, this run's id.
+wrk_bench_setup() {
+  local help_end=$1 arg
+  shift
+  WRITE=${WRITE:-0}
+  for arg in "$@"; do
+    case $arg in
+      --write) WRITE=1 ;;
+      -h|--help) sed -n "2,${help_end}p" "bench/$SCRIPT"; exit 0 ;;
+      *) echo "usage: bash bench/$SCRIPT [--write]" >&2; exit 2 ;;
+    esac
+  done
+  THREADS=${THREADS:-2} CONNECTIONS=${CONNECTIONS:-50} DURATION=${DURATION:-15s} WARMUP=${WARMUP:-3s}
+  PG_DB=tandem_bench
+  DATABASE_URL_BENCH=postgres://postgres@127.0.0.1:5432/$PG_DB
+  REDIS_URL_BENCH=redis://127.0.0.1:6379
+  RAND=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+}
+
 die() { echo "$SCRIPT: $*" >&2; exit 1; }
 
 # need_tools TOOL...: wrk (installed with apt-get when missing and root), then the rest.

@@ -20,28 +20,16 @@
 # 127.0.0.1:6379; redis-cli to clean up this run's keys.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SCRIPT=users-me-vs-node.sh
+# shellcheck source=bench/lib.sh
+. "bench/lib.sh"
+wrk_bench_setup 21 "$@"
 
-WRITE=${WRITE:-0}
-for arg in "$@"; do
-  case $arg in
-    --write) WRITE=1 ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "usage: bash bench/users-me-vs-node.sh [--write]" >&2; exit 2 ;;
-  esac
-done
-THREADS=${THREADS:-2} CONNECTIONS=${CONNECTIONS:-50} DURATION=${DURATION:-15s} WARMUP=${WARMUP:-3s}
-PG_DB=tandem_bench
-DATABASE_URL_BENCH=postgres://postgres@127.0.0.1:5432/$PG_DB
-REDIS_URL_BENCH=redis://127.0.0.1:6379
-RAND=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 TANDEM_PREFIX=tandem-bench:$RAND:
 NODE_PREFIX=node-bench:$RAND:
 NODE_DIR=bench/node-express
 TARGET_RATIO=10 TARGET_P99_MS=5
 
-SCRIPT=users-me-vs-node.sh
-# shellcheck source=bench/lib.sh
-. "bench/lib.sh"
 need_tools cargo curl psql node npm
 build_tandem
 timeout 600 npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error >/dev/null \

@@ -15,25 +15,13 @@
 # PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), Redis on 127.0.0.1:6379.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-WRITE=${WRITE:-0}
-for arg in "$@"; do
-  case $arg in
-    --write) WRITE=1 ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "usage: bash bench/users-me.sh [--write]" >&2; exit 2 ;;
-  esac
-done
-THREADS=${THREADS:-2} CONNECTIONS=${CONNECTIONS:-50} DURATION=${DURATION:-15s} WARMUP=${WARMUP:-3s}
-PG_DB=tandem_bench
-DATABASE_URL_BENCH=postgres://postgres@127.0.0.1:5432/$PG_DB
-REDIS_URL_BENCH=redis://127.0.0.1:6379
-RAND=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-REDIS_PREFIX=tandem-bench:$RAND:
-
 SCRIPT=users-me.sh
 # shellcheck source=bench/lib.sh
 . "bench/lib.sh"
+wrk_bench_setup 15 "$@"
+
+REDIS_PREFIX=tandem-bench:$RAND:
+
 need_tools cargo curl psql
 build_tandem
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tandem-bench.XXXXXX")
