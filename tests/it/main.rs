@@ -10,6 +10,7 @@ mod bad_input;
 mod cache;
 mod conformance;
 pub mod multi_instance;
+mod queue;
 mod realtime;
 mod rooms;
 mod sessions;

@@ -6,6 +6,7 @@
 //! its own migrations under `migrations/`. [`connect`] picks one from the
 //! configured URL, once, at start-up.
 
+pub mod jobs;
 pub mod models;
 pub mod postgres;
 mod rows;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use jobs::{JobCountsRecord, JobLease, JobRecord, JobRepo, NewJobRecord, StalledSweep};
 pub use models::*;
 
 /// Errors from the data layer.
@@ -204,7 +206,14 @@ pub trait ConfigRepo: Send + Sync {
 /// One database engine with every repository Tandem needs.
 #[async_trait]
 pub trait Database:
-    UserRepo + AuthSessionRepo + StudySessionRepo + AchievementRepo + ChatRepo + ConfigRepo + fmt::Debug
+    UserRepo
+    + AuthSessionRepo
+    + StudySessionRepo
+    + AchievementRepo
+    + ChatRepo
+    + ConfigRepo
+    + JobRepo
+    + fmt::Debug
 {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;

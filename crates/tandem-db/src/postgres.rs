@@ -2,7 +2,10 @@
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-use crate::{ConnectOptions, DbError, shared::impl_database, shared_rooms::impl_room_repos};
+use crate::{
+    ConnectOptions, DbError, jobs::impl_job_repo, shared::impl_database,
+    shared_rooms::impl_room_repos,
+};
 
 /// A pooled PostgreSQL connection.
 #[derive(Debug, Clone)]
@@ -24,3 +27,4 @@ impl PostgresDatabase {
 
 impl_database!(PostgresDatabase, "postgres", "./migrations/postgres");
 impl_room_repos!(PostgresDatabase);
+impl_job_repo!(PostgresDatabase, "FOR UPDATE SKIP LOCKED");

@@ -7,7 +7,10 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::{ConnectOptions, DbError, shared::impl_database, shared_rooms::impl_room_repos};
+use crate::{
+    ConnectOptions, DbError, jobs::impl_job_repo, shared::impl_database,
+    shared_rooms::impl_room_repos,
+};
 
 /// SQLite in WAL mode with a busy timeout, so readers never block the writer
 /// and concurrent writers wait instead of failing.
@@ -40,3 +43,4 @@ impl SqliteDatabase {
 
 impl_database!(SqliteDatabase, "sqlite", "./migrations/sqlite");
 impl_room_repos!(SqliteDatabase);
+impl_job_repo!(SqliteDatabase, "");
