@@ -1,16 +1,24 @@
 use std::sync::Arc;
 
 use tandem_core::SystemClock;
-use tandem_server::{App, AppState, Config, run_maintenance};
+use tandem_server::{App, AppState, Config, jobs, run_maintenance};
 
 use super::shutdown_on_signals;
 
-/// Background work without HTTP. Today: periodic upkeep (expired sessions).
-/// Later issues add the job queue's workers here.
+/// Background work without HTTP: the job queues' workers and periodic
+/// upkeep (expired sessions). Run several for more throughput; with Redis
+/// they share BullMQ queues, in the embedded mode the database's.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = AppState(Arc::new(App::build(config, Arc::new(SystemClock)).await?));
-    println!("Tandem worker running; Ctrl-C to stop");
-    run_maintenance(app, shutdown_on_signals()).await;
+    println!(
+        "Tandem worker running ({} queue); Ctrl-C to stop",
+        app.queue.kind()
+    );
+    let shutdown = shutdown_on_signals();
+    tokio::join!(
+        run_maintenance(app.clone(), shutdown.clone()),
+        jobs::run_workers(app, shutdown),
+    );
     tracing::info!("worker stopped");
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 pub mod jobs;
 pub mod models;
+pub mod partners;
 pub mod postgres;
 mod rows;
 mod shared;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 pub use jobs::{JobCountsRecord, JobLease, JobRecord, JobRepo, NewJobRecord, StalledSweep};
 pub use models::*;
+pub use partners::PartnerRepo;
 
 /// Errors from the data layer.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +215,7 @@ pub trait Database:
     + ChatRepo
     + ConfigRepo
     + JobRepo
+    + PartnerRepo
     + fmt::Debug
 {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.

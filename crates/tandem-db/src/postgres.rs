@@ -3,8 +3,8 @@
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
 use crate::{
-    ConnectOptions, DbError, jobs::impl_job_repo, shared::impl_database,
-    shared_rooms::impl_room_repos,
+    ConnectOptions, DbError, jobs::impl_job_repo, partners::impl_partner_repo,
+    shared::impl_database, shared_rooms::impl_room_repos,
 };
 
 /// A pooled PostgreSQL connection.
@@ -28,3 +28,4 @@ impl PostgresDatabase {
 impl_database!(PostgresDatabase, "postgres", "./migrations/postgres");
 impl_room_repos!(PostgresDatabase);
 impl_job_repo!(PostgresDatabase, "FOR UPDATE SKIP LOCKED");
+impl_partner_repo!(PostgresDatabase);

@@ -8,8 +8,8 @@ use sqlx::{
 };
 
 use crate::{
-    ConnectOptions, DbError, jobs::impl_job_repo, shared::impl_database,
-    shared_rooms::impl_room_repos,
+    ConnectOptions, DbError, jobs::impl_job_repo, partners::impl_partner_repo,
+    shared::impl_database, shared_rooms::impl_room_repos,
 };
 
 /// SQLite in WAL mode with a busy timeout, so readers never block the writer
@@ -44,3 +44,4 @@ impl SqliteDatabase {
 impl_database!(SqliteDatabase, "sqlite", "./migrations/sqlite");
 impl_room_repos!(SqliteDatabase);
 impl_job_repo!(SqliteDatabase, "");
+impl_partner_repo!(SqliteDatabase);

@@ -61,6 +61,13 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `TANDEM_LOG_FORMAT`: `pretty` or `json`.
     pub log_json: bool,
+    /// `TANDEM_QUEUE_WORKERS`: whether `serve` also runs the job workers.
+    pub queue_workers: bool,
+    /// `TANDEM_QUEUE_PREFIX`: BullMQ key prefix on Redis (BullMQ's default `bull`).
+    pub queue_prefix: String,
+    /// `TANDEM_QUEUE_STALLED_INTERVAL`: a job whose worker stopped renewing
+    /// its lease this long ago runs again.
+    pub queue_stalled_interval: Duration,
 }
 
 /// A variable that is set but cannot be used.
@@ -130,6 +137,11 @@ impl Config {
                     return Err(env.error("TANDEM_LOG_FORMAT", other, "expected pretty or json"));
                 }
             },
+            queue_workers: env.flag("TANDEM_QUEUE_WORKERS", true)?,
+            queue_prefix: env
+                .get("TANDEM_QUEUE_PREFIX")
+                .unwrap_or_else(|| "bull".into()),
+            queue_stalled_interval: env.duration("TANDEM_QUEUE_STALLED_INTERVAL", "30s")?,
         })
     }
 

@@ -222,6 +222,16 @@ impl From<tandem_sessions::StoreError> for ApiError {
     }
 }
 
+impl From<tandem_queue::QueueError> for ApiError {
+    fn from(err: tandem_queue::QueueError) -> Self {
+        match err {
+            tandem_queue::QueueError::Db(db) => db.into(),
+            tandem_queue::QueueError::Redis(e) => Self::Unavailable(e.to_string()),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
 impl From<tandem_ratelimit::LimitError> for ApiError {
     fn from(err: tandem_ratelimit::LimitError) -> Self {
         Self::Unavailable(err.to_string())

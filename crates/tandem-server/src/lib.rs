@@ -9,6 +9,7 @@ pub mod config;
 mod cookies;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 mod passwords;
 pub mod reads;
 pub mod routes;
@@ -57,6 +58,11 @@ impl Server {
     /// Serves until `shutdown` fires, then drains in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let maintenance = tokio::spawn(run_maintenance(self.app.clone(), shutdown.clone()));
+        let workers = self
+            .app
+            .config
+            .queue_workers
+            .then(|| tokio::spawn(jobs::run_workers(self.app.clone(), shutdown.clone())));
         let app_shutdown = self.app.shutdown.clone();
         let relay = shutdown.clone();
         tokio::spawn(async move {
@@ -74,6 +80,9 @@ impl Server {
         .context("HTTP server failed")?;
         shutdown.trigger();
         let _ = maintenance.await;
+        if let Some(workers) = workers {
+            let _ = workers.await;
+        }
         Ok(())
     }
 }

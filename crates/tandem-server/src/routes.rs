@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod chat;
+pub mod jobs;
 pub mod realtime;
 pub mod sessions;
 pub mod study_sessions;
@@ -40,6 +41,7 @@ use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
          (name = "achievements", description = "Achievements"),
          (name = "config", description = "Public app configuration"),
          (name = "realtime", description = "Realtime access"),
+         (name = "jobs", description = "Background jobs"),
          (name = "system", description = "Health"))
 )]
 struct ApiDoc;
@@ -69,6 +71,7 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(catalog::config))
         .routes(routes!(realtime::token))
         .routes(routes!(chat::send, chat::history))
+        .routes(routes!(jobs::status))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();

@@ -10,6 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tandem_cache::{Cache, CacheConfig};
 use tandem_core::{Clock, ExposeSecret, Shutdown};
 use tandem_db::{ConnectOptions, Database};
+use tandem_queue::{QueueBackend, Retention, database::DatabaseQueue, redis::RedisQueue};
 use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter, RedisLimiter};
 use tandem_realtime::{
     backplane::RedisBackplane,
@@ -65,6 +66,8 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// The Redis connection, in the distributed mode.
     pub redis: Option<ConnectionManager>,
+    /// Background jobs: in the database, or BullMQ on Redis.
+    pub queue: Arc<dyn QueueBackend>,
 }
 
 impl App {
@@ -112,10 +115,19 @@ impl App {
             }
             _ => Arc::new(LocalPresence),
         };
+        let queue: Arc<dyn QueueBackend> = match &config.redis_url {
+            Some(url) => Arc::new(RedisQueue::new(
+                url.expose_secret(),
+                &config.queue_prefix,
+                Retention::default(),
+            )),
+            None => Arc::new(DatabaseQueue::new(db.clone(), Retention::default())),
+        };
         tracing::info!(
             database = db.backend(),
             sessions = store.backend(),
             cache = cache.backend(),
+            queue = queue.kind(),
             "backends selected"
         );
         Ok(Self {
@@ -133,6 +145,7 @@ impl App {
             clock,
             db,
             redis,
+            queue,
             config,
         })
     }

@@ -1,5 +1,7 @@
 //! Liveness, readiness, metrics.
 
+use std::time::Duration;
+
 use axum::{
     extract::State,
     http::{StatusCode, header},
@@ -90,8 +92,22 @@ fn outcome<E: std::fmt::Display>(result: Result<(), E>) -> String {
     }
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition. Queue sizes are read at scrape time, so
+/// they are current whichever instance or worker changed them.
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    for queue in crate::jobs::QUEUES {
+        let counts = tokio::time::timeout(Duration::from_secs(1), app.queue.counts(queue)).await;
+        let Ok(Ok(c)) = counts else { continue };
+        for (state, n) in [
+            ("waiting", c.waiting),
+            ("active", c.active),
+            ("delayed", c.delayed),
+            ("completed", c.completed),
+            ("failed", c.failed),
+        ] {
+            metrics::gauge!("tandem_queue_jobs", "queue" => queue, "state" => state).set(n as f64);
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
