@@ -2,6 +2,7 @@
 //! BENCHMARKS.md; see each subcommand's `--help`.
 
 mod cache_load;
+mod queue_load;
 mod realtime_load;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,9 @@ enum Command {
     CacheLoad(cache_load::Args),
     /// Issue 4: N WebSocket clients in M channels, broadcasts at rate R.
     RealtimeLoad(realtime_load::Args),
+    /// Issue 5: no-op jobs, Tandem's queue vs Node BullMQ on one Redis; SQLite alone; pickup latency.
+    #[command(name = "queue-load")]
+    Queue(queue_load::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         match command {
             Command::CacheLoad(args) => cache_load::run(args).await,
             Command::RealtimeLoad(args) => realtime_load::run(args).await,
+            Command::Queue(args) => queue_load::run(args).await,
         }
     })
 }

@@ -483,7 +483,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// User + system CPU time of a process, in clock ticks (1/100 s on Linux).
-fn cpu_ticks(pid: &str) -> u64 {
+pub(crate) fn cpu_ticks(pid: &str) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };
