@@ -13,10 +13,10 @@ use tokio_tungstenite::{
 
 use crate::helpers::{Backend, TestApp};
 
-struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
+pub(crate) struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
 
 impl Ws {
-    async fn open(base: &str, query: &str, cookie: Option<String>) -> Self {
+    pub(crate) async fn open(base: &str, query: &str, cookie: Option<String>) -> Self {
         let url = format!(
             "{}/realtime/v1/websocket?{query}",
             base.replace("http", "ws")
@@ -31,24 +31,24 @@ impl Ws {
         Self(stream)
     }
 
-    async fn v2(base: &str, token: &str) -> Self {
+    pub(crate) async fn v2(base: &str, token: &str) -> Self {
         Self::open(base, &format!("apikey={token}&vsn=2.0.0"), None).await
     }
 
-    async fn send(&mut self, message: Message) {
+    pub(crate) async fn send(&mut self, message: Message) {
         self.0.send(message).await.expect("send");
     }
 
-    async fn push(&mut self, frame: Value) {
+    pub(crate) async fn push(&mut self, frame: Value) {
         self.send(Message::Text(frame.to_string().into())).await;
     }
 
     /// The next frame (bounded wait); `None` once the connection is closed.
-    async fn next(&mut self) -> Option<Message> {
+    pub(crate) async fn next(&mut self) -> Option<Message> {
         self.next_within(Duration::from_secs(5)).await
     }
 
-    async fn next_within(&mut self, limit: Duration) -> Option<Message> {
+    pub(crate) async fn next_within(&mut self, limit: Duration) -> Option<Message> {
         match tokio::time::timeout(limit, self.0.next()).await {
             Ok(Some(Ok(message))) => Some(message),
             Ok(_) => None,
@@ -56,12 +56,12 @@ impl Ws {
         }
     }
 
-    async fn next_json(&mut self) -> Value {
+    pub(crate) async fn next_json(&mut self) -> Value {
         self.next_json_within(Duration::from_secs(5)).await
     }
 
     /// The next `phx_reply`, skipping pushes (presence diffs) queued before it.
-    async fn next_reply(&mut self) -> Value {
+    pub(crate) async fn next_reply(&mut self) -> Value {
         loop {
             let frame = self.next_json().await;
             if frame[3] == "phx_reply" {
@@ -70,7 +70,7 @@ impl Ws {
         }
     }
 
-    async fn next_json_within(&mut self, limit: Duration) -> Value {
+    pub(crate) async fn next_json_within(&mut self, limit: Duration) -> Value {
         match self.next_within(limit).await {
             Some(Message::Text(text)) => serde_json::from_str(text.as_str()).expect("json frame"),
             other => panic!("expected a text frame, got {other:?}"),
@@ -78,7 +78,7 @@ impl Ws {
     }
 
     /// Joins `topic` on vsn 2 and returns the reply payload.
-    async fn join(&mut self, topic: &str, join_ref: &str, config: Value) -> Value {
+    pub(crate) async fn join(&mut self, topic: &str, join_ref: &str, config: Value) -> Value {
         self.push(json!([join_ref, join_ref, topic, "phx_join", {"config": config}]))
             .await;
         let reply = self.next_json().await;
@@ -95,7 +95,10 @@ impl Ws {
 }
 
 /// A signed-up user's id and a realtime token for them.
-async fn user(app: &TestApp, ttl: Duration) -> (crate::helpers::Client, uuid::Uuid, String) {
+pub(crate) async fn user(
+    app: &TestApp,
+    ttl: Duration,
+) -> (crate::helpers::Client, uuid::Uuid, String) {
     let (client, _) = app.signed_up().await;
     let id: uuid::Uuid = client.get("/api/users/me").await.body["id"]
         .as_str()
@@ -105,7 +108,7 @@ async fn user(app: &TestApp, ttl: Duration) -> (crate::helpers::Client, uuid::Uu
     (client, id, token)
 }
 
-const HOUR: Duration = Duration::from_secs(3600);
+pub(crate) const HOUR: Duration = Duration::from_secs(3600);
 
 /// A study session starting in an hour, owned by `owner`; returns its id.
 async fn schedule_room(owner: &crate::helpers::Client) -> String {

@@ -129,10 +129,12 @@ impl QueueBackend for RedisQueue {
 
     async fn job(&self, queue: &str, id: &str) -> Result<Option<JobInfo>, QueueError> {
         let queue = self.queue(queue).await?;
+        // State first: a job finishing between the two reads then shows as
+        // still running (poll again), never as finished without its outcome.
+        let state = queue.get_job_state(id).await?;
         let Some(job) = queue.get_job(id).await? else {
             return Ok(None);
         };
-        let state = queue.get_job_state(id).await?;
         Ok(Some(info(&job, state)))
     }
 

@@ -68,6 +68,15 @@ pub struct Config {
     /// `TANDEM_QUEUE_STALLED_INTERVAL`: a job whose worker stopped renewing
     /// its lease this long ago runs again.
     pub queue_stalled_interval: Duration,
+    /// `AI_BASE_URL`: an OpenAI-compatible API (`https://api.openai.com/v1`,
+    /// Ollama's `http://127.0.0.1:11434/v1`, vLLM, llama.cpp). Unset: no provider.
+    pub ai_base_url: Option<String>,
+    /// `AI_MODEL`: the model to ask.
+    pub ai_model: String,
+    /// `AI_API_KEY` (or `OPENAI_API_KEY`): bearer key, if the provider needs one.
+    pub ai_api_key: Option<SecretString>,
+    /// `AI_TIMEOUT`: longest wait for one answer.
+    pub ai_timeout: Duration,
 }
 
 /// A variable that is set but cannot be used.
@@ -142,6 +151,13 @@ impl Config {
                 .get("TANDEM_QUEUE_PREFIX")
                 .unwrap_or_else(|| "bull".into()),
             queue_stalled_interval: env.duration("TANDEM_QUEUE_STALLED_INTERVAL", "30s")?,
+            ai_base_url: env.get("AI_BASE_URL"),
+            ai_model: env.get("AI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+            ai_api_key: env
+                .get("AI_API_KEY")
+                .or_else(|| env.get("OPENAI_API_KEY"))
+                .map(SecretString::from),
+            ai_timeout: env.duration("AI_TIMEOUT", "30s")?,
         })
     }
 

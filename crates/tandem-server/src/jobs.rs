@@ -5,6 +5,9 @@
 //! so one status endpoint can search every queue (BullMQ's own numeric ids
 //! repeat across queues) and answer only the job's owner.
 
+pub mod ai;
+pub mod matching;
+
 use std::{sync::Arc, time::Duration};
 
 use serde_json::Value;
@@ -25,7 +28,18 @@ pub const QUEUES: [&str; 2] = [AI_TASKS, PARTNER_MATCHING];
 /// concurrency (AI 5, matching 3). A worker that cannot start (Redis down)
 /// is retried every few seconds.
 pub async fn run_workers(app: AppState, shutdown: Shutdown) {
-    let workers: [(&str, usize, Arc<dyn Processor>); 0] = [];
+    let workers: [(&str, usize, Arc<dyn Processor>); 2] = [
+        (
+            AI_TASKS,
+            5,
+            Arc::new(ai::AiTasks::new(app.clone(), app.ai.clone())),
+        ),
+        (
+            PARTNER_MATCHING,
+            3,
+            Arc::new(matching::Matching::new(app.clone())),
+        ),
+    ];
     let runs = workers.into_iter().map(|(queue, concurrency, processor)| {
         let options = WorkerOptions {
             concurrency,

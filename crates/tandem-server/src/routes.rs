@@ -1,9 +1,11 @@
 //! The HTTP surface: every route, and the layers around them.
 
+pub mod ai;
 pub mod auth;
 pub mod catalog;
 pub mod chat;
 pub mod jobs;
+pub mod partners;
 pub mod realtime;
 pub mod sessions;
 pub mod study_sessions;
@@ -42,6 +44,8 @@ use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
          (name = "config", description = "Public app configuration"),
          (name = "realtime", description = "Realtime access"),
          (name = "jobs", description = "Background jobs"),
+         (name = "partners", description = "Study partners"),
+         (name = "ai", description = "AI study coach"),
          (name = "system", description = "Health"))
 )]
 struct ApiDoc;
@@ -72,6 +76,10 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(realtime::token))
         .routes(routes!(chat::send, chat::history))
         .routes(routes!(jobs::status))
+        .routes(routes!(partners::matching))
+        .routes(routes!(partners::add))
+        .routes(routes!(partners::block))
+        .routes(routes!(ai::queue_task))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();

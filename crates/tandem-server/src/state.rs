@@ -7,6 +7,7 @@ use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rand::RngCore;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tandem_ai::{AiClient, AiConfig};
 use tandem_cache::{Cache, CacheConfig};
 use tandem_core::{Clock, ExposeSecret, Shutdown};
 use tandem_db::{ConnectOptions, Database};
@@ -68,6 +69,8 @@ pub struct App {
     pub redis: Option<ConnectionManager>,
     /// Background jobs: in the database, or BullMQ on Redis.
     pub queue: Arc<dyn QueueBackend>,
+    /// The AI provider, if `AI_BASE_URL` is set.
+    pub ai: Option<AiClient>,
 }
 
 impl App {
@@ -146,6 +149,7 @@ impl App {
             db,
             redis,
             queue,
+            ai: ai_client(&config)?,
             config,
         })
     }
@@ -215,6 +219,19 @@ fn realtime_signer(config: &Config) -> TokenSigner {
             TokenSigner::new(&key)
         }
     }
+}
+
+/// The configured AI provider; a bad setting stops start-up with its reason.
+fn ai_client(config: &Config) -> anyhow::Result<Option<AiClient>> {
+    let Some(base_url) = &config.ai_base_url else {
+        return Ok(None);
+    };
+    let mut ai =
+        AiConfig::new(base_url.clone(), config.ai_model.clone()).with_timeout(config.ai_timeout);
+    if let Some(key) = &config.ai_api_key {
+        ai = ai.with_api_key(key.clone());
+    }
+    Ok(Some(AiClient::new(ai).context("AI_BASE_URL")?))
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {

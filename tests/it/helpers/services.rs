@@ -57,7 +57,9 @@ impl Backend {
             config.database_url = Some(SecretString::from(database_url.clone()));
             config.redis_url = Some(SecretString::from(redis_url.clone()));
             config.cache_redis_url = Some(SecretString::from(redis_url.clone()));
-            config.redis_prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
+            let run = uuid::Uuid::new_v4().simple();
+            config.redis_prefix = format!("tandem-test:{run}:");
+            config.queue_prefix = format!("tandem-test-{run}");
         }
     }
 }
