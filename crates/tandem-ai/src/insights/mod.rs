@@ -174,7 +174,8 @@ fn slope(ys: &[f64]) -> f64 {
 
 /// `x` rounded to two decimals, for reports meant to be read.
 fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+    // `+ 0.0` turns a rounded -0.0 into 0.0, which JSON clients compare as 0.
+    (x * 100.0).round() / 100.0 + 0.0
 }
 
 /// "6.5 h", "4 h": one decimal, without a trailing ".0".
@@ -186,6 +187,13 @@ fn fmt_hours(hours: f64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn rounding_never_yields_negative_zero() {
+        // JSON clients compare -0 and 0 as different values.
+        assert!(round2(-0.001).is_sign_positive());
+        assert_eq!(round2(1.234), 1.23);
+    }
 
     /// A fixed "now": Wednesday 2025-03-12 18:00 UTC.
     pub(crate) fn now() -> DateTime<Utc> {
