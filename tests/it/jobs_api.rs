@@ -208,16 +208,19 @@ async fn ai_analysis_works_without_a_provider_and_chat_fails_clearly(backend: Ba
 }
 
 /// Responses still to give, and the requests seen.
-type Script = (Arc<Mutex<Vec<(u16, Value)>>>, Arc<Mutex<Vec<Value>>>);
+type Script = (
+    Arc<Mutex<Vec<(u16, Value)>>>,
+    Arc<Mutex<Vec<(Instant, Value)>>>,
+);
 
 /// A scripted OpenAI-compatible provider: answers each request with the next
 /// (status, body) in the script, then with the last one forever.
-async fn fake_provider(script: Vec<(u16, Value)>) -> (String, Arc<Mutex<Vec<Value>>>) {
+async fn fake_provider(script: Vec<(u16, Value)>) -> (String, Arc<Mutex<Vec<(Instant, Value)>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let state: Script = (Arc::new(Mutex::new(script)), seen.clone());
     let answer = |axum::extract::State((script, seen)): axum::extract::State<Script>,
                   axum::Json(body): axum::Json<Value>| async move {
-        seen.lock().expect("lock").push(body);
+        seen.lock().expect("lock").push((Instant::now(), body));
         let mut script = script.lock().expect("lock");
         let (status, body) = if script.len() > 1 {
             script.remove(0)
@@ -225,7 +228,9 @@ async fn fake_provider(script: Vec<(u16, Value)>) -> (String, Arc<Mutex<Vec<Valu
             script[0].clone()
         };
         let status = StatusCode::from_u16(status).expect("status");
-        (status, axum::Json(body)).into_response()
+        // A rate limit asks for two seconds, more than the first backoff (1 s).
+        let retry_after = [("retry-after", if status == 429 { "2" } else { "0" })];
+        (status, retry_after, axum::Json(body)).into_response()
     };
     let app = Router::new()
         .route("/v1/chat/completions", post(answer))
@@ -245,6 +250,7 @@ fn completion(text: &str) -> Value {
 #[tokio::test]
 async fn provider_errors_retry_only_when_they_can_pass() {
     let (url, seen) = fake_provider(vec![
+        (429, json!({"error": {"message": "slow down"}})),
         (503, json!({"error": {"message": "overloaded"}})),
         (200, completion("Study maths Monday and Wednesday.")),
     ])
@@ -260,9 +266,14 @@ async fn provider_errors_retry_only_when_they_can_pass() {
         "Study maths Monday and Wednesday."
     );
     let requests = seen.lock().expect("lock").clone();
-    assert_eq!(requests.len(), 2, "one retry after the 503");
+    assert_eq!(requests.len(), 3, "retried after the 429 and the 503");
+    let waited = requests[1].0 - requests[0].0;
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(4),
+        "Retry-After: 2 honoured, not exceeded much: {waited:?}"
+    );
     assert_eq!(
-        requests[1]["messages"]
+        requests[2].1["messages"]
             .as_array()
             .expect("messages")
             .last()
@@ -288,4 +299,42 @@ async fn provider_errors_retry_only_when_they_can_pass() {
         "{status}"
     );
     assert_eq!(seen.lock().expect("lock").len(), 1, "a 404 is not retried");
+}
+
+#[tokio::test]
+async fn the_queue_overview_is_for_admins_only() {
+    let app = TestApp::spawn_with(Backend::Embedded, |c| {
+        c.admin_emails = vec!["ops@example.com".into()];
+    })
+    .await;
+    let (student, _) = app.signed_up().await;
+    assert_eq!(
+        student.get("/api/admin/queues").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(student.get("/api/users/me").await.body["admin"], false);
+    let chat = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let job = student.post("/api/ai/chat", chat).await.body["jobId"].clone();
+    finished(&student, job.as_str().expect("job")).await;
+
+    let ops = app.client();
+    let res = ops
+        .register("ops@example.com", crate::helpers::PASSWORD, "Ops")
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    assert_eq!(ops.get("/api/users/me").await.body["admin"], true);
+    let res = ops.get("/api/admin/queues").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body["backend"], "database");
+    let ai = &res.body["queues"][0];
+    assert_eq!(
+        (ai["name"].as_str(), ai["counts"]["failed"].as_u64()),
+        (Some("ai-tasks"), Some(1))
+    );
+    let failure = &ai["recentFailures"][0];
+    assert_eq!(failure["reason"], "AI provider not configured");
+    assert!(
+        failure.get("data").is_none(),
+        "no user payloads on the admin page"
+    );
 }

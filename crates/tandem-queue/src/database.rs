@@ -243,7 +243,8 @@ impl Worker {
         let attempts_made = record.attempts_made.max(0) as u32;
         let job = Job::new(record.id.clone(), record.name, data, attempts_made, sink);
         let max_attempts = record.max_attempts.max(1) as u32;
-        let outcome = attempt(&*self.processor, &job, &self.queue, max_attempts).await;
+        let backoff = Duration::from_millis(record.backoff_ms.max(0) as u64);
+        let outcome = attempt(&*self.processor, &job, &self.queue, max_attempts, backoff).await;
         let lease = JobLease {
             queue: &self.queue,
             id: &record.id,
@@ -256,7 +257,6 @@ impl Worker {
                 (self.db).complete_job(lease, &value.to_string(), now).await
             }
             Outcome::Failed { reason, retry } => {
-                let backoff = Duration::from_millis(record.backoff_ms.max(0) as u64);
                 let retry_at =
                     retry.then(|| now + millis(backoff_delay(backoff, attempts_made + 1)));
                 self.db.fail_job(lease, &reason, now, retry_at).await

@@ -1,6 +1,10 @@
 //! The job a processor receives, and how one attempt is run and measured.
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
+use std::{
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use futures_util::FutureExt;
@@ -23,6 +27,8 @@ pub struct JobError {
     /// False for errors that will fail again the same way (bad input, a 4xx
     /// from a provider): the job fails at once instead of using its attempts.
     pub retryable: bool,
+    /// The earliest useful retry the failing service asked for (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl JobError {
@@ -31,7 +37,14 @@ impl JobError {
         Self {
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
+    }
+
+    /// Asks the queue not to retry before `wait` has passed.
+    pub fn after(mut self, wait: Option<Duration>) -> Self {
+        self.retry_after = wait;
+        self
     }
 
     /// A permanent failure: the job fails without further attempts.
@@ -39,6 +52,7 @@ impl JobError {
         Self {
             message: message.into(),
             retryable: false,
+            retry_after: None,
         }
     }
 }
@@ -99,13 +113,23 @@ pub(crate) enum Outcome {
     Failed { reason: String, retry: bool },
 }
 
+/// Longest a `Retry-After` holds a worker slot.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// Runs one attempt, turning a panic into a failure, and records
 /// `tandem_queue_jobs_total` and `tandem_queue_job_duration_seconds`.
+///
+/// A retryable failure that asks for a longer wait than the job's backoff
+/// (`Retry-After` of a rate-limited provider) keeps its slot for the
+/// difference (up to a minute) before it is reported, on either backend:
+/// the worker stops calling the provider meanwhile, and the retry comes no
+/// earlier than asked.
 pub(crate) async fn attempt(
     processor: &dyn Processor,
     job: &Job,
     queue: &str,
     max_attempts: u32,
+    backoff: Duration,
 ) -> Outcome {
     let started = Instant::now();
     let result = AssertUnwindSafe(processor.process(job))
@@ -114,10 +138,17 @@ pub(crate) async fn attempt(
         .unwrap_or_else(|_| Err(JobError::retryable("job processor panicked")));
     let outcome = match result {
         Ok(value) => Outcome::Completed(value),
-        Err(error) => Outcome::Failed {
-            retry: error.retryable && job.attempts_made + 1 < max_attempts,
-            reason: error.message,
-        },
+        Err(error) => {
+            let retry = error.retryable && job.attempts_made + 1 < max_attempts;
+            let backoff = crate::backoff_delay(backoff, job.attempts_made + 1);
+            if let Some(wait) = error.retry_after.filter(|w| retry && *w > backoff) {
+                tokio::time::sleep((wait - backoff).min(MAX_RETRY_AFTER)).await;
+            }
+            Outcome::Failed {
+                retry,
+                reason: error.message,
+            }
+        }
     };
     let label = match &outcome {
         Outcome::Completed(_) => "completed",

@@ -215,6 +215,10 @@ fn processor_fn(
         let mut handing_back = handing_back.clone();
         Box::pin(async move {
             let max_attempts = job.opts().attempts.unwrap_or(1).max(1);
+            let backoff = match job.opts().backoff {
+                Some(BackoffStrategy::Exponential(ms) | BackoffStrategy::Fixed(ms)) => ms,
+                _ => 0,
+            };
             let ours = Job::new(
                 job.id().to_owned(),
                 job.name().to_owned(),
@@ -223,7 +227,7 @@ fn processor_fn(
                 Arc::new(BullProgress(Mutex::new(job))),
             );
             tokio::select! {
-                outcome = attempt(&*processor, &ours, &queue, max_attempts) => match outcome {
+                outcome = attempt(&*processor, &ours, &queue, max_attempts, Duration::from_millis(backoff)) => match outcome {
                     Outcome::Completed(value) => Ok(value),
                     Outcome::Failed { reason, retry: true } => Err(bullmq::Error::ProcessingError(reason)),
                     Outcome::Failed { reason, retry: false } => Err(bullmq::Error::Unrecoverable(reason)),

@@ -77,6 +77,8 @@ pub struct Config {
     pub ai_api_key: Option<SecretString>,
     /// `AI_TIMEOUT`: longest wait for one answer.
     pub ai_timeout: Duration,
+    /// `TANDEM_ADMIN_EMAILS`: comma-separated accounts that may see the admin pages.
+    pub admin_emails: Vec<String>,
 }
 
 /// A variable that is set but cannot be used.
@@ -158,6 +160,13 @@ impl Config {
                 .or_else(|| env.get("OPENAI_API_KEY"))
                 .map(SecretString::from),
             ai_timeout: env.duration("AI_TIMEOUT", "30s")?,
+            admin_emails: env
+                .get("TANDEM_ADMIN_EMAILS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
         })
     }
 

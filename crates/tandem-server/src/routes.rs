@@ -1,5 +1,6 @@
 //! The HTTP surface: every route, and the layers around them.
 
+pub mod admin;
 pub mod ai;
 pub mod auth;
 pub mod catalog;
@@ -46,6 +47,7 @@ use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
          (name = "jobs", description = "Background jobs"),
          (name = "partners", description = "Study partners"),
          (name = "ai", description = "AI study coach"),
+         (name = "admin", description = "Operators"),
          (name = "system", description = "Health"))
 )]
 struct ApiDoc;
@@ -80,6 +82,7 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(partners::add))
         .routes(routes!(partners::block))
         .routes(routes!(ai::queue_task))
+        .routes(routes!(admin::queues))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();

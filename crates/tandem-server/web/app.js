@@ -1,5 +1,6 @@
 // Tandem web app shell: a tiny hash router over <template>s.
 import { api, ApiError } from './api.js';
+import { renderCoach, renderPartners, renderQueues } from './jobs.js';
 
 const view = document.getElementById('view');
 const nav = document.getElementById('nav');
@@ -14,6 +15,9 @@ const routes = {
   rooms: { page: renderRooms, auth: true },
   room: { page: renderRoom, auth: true, nav: 'rooms' },
   achievements: { page: renderAchievements, auth: true },
+  partners: { page: () => renderPartners(ui), auth: true },
+  coach: { page: () => renderCoach(ui), auth: true },
+  queues: { page: () => renderQueues(ui), auth: true },
   devices: { page: renderDevices, auth: true },
 };
 
@@ -46,6 +50,7 @@ async function render() {
   if (route.auth && !me) return go('login');
   if (!route.auth && me) return go('profile');
   nav.hidden = !me;
+  document.getElementById('admin-link').hidden = !me?.admin;
   for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.dataset.route === (route.nav || name));
   await route.page(...params.map(decodeURIComponent)).catch(showError);
 }
@@ -852,6 +857,16 @@ document.getElementById('logout').addEventListener('click', async () => {
   me = null;
   go('login');
 });
+
+/** What the job-backed pages (jobs.js) use from the shell. */
+const ui = {
+  mount,
+  toast,
+  onSubmit,
+  channelSocket,
+  me: () => me,
+  onLeave(fn) { leavePage = fn; },
+};
 
 window.addEventListener('hashchange', render);
 render();

@@ -54,7 +54,7 @@ struct Turn {
 
 fn job_error(error: AiError) -> JobError {
     if error.retryable() {
-        JobError::retryable(error.to_string())
+        JobError::retryable(error.to_string()).after(error.retry_after())
     } else {
         JobError::fatal(error.to_string())
     }

@@ -21,6 +21,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web/app.js"),
     ),
     (
+        "jobs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/jobs.js"),
+    ),
+    (
         "api.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/api.js"),

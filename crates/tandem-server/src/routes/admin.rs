@@ -1,0 +1,87 @@
+//! Operators' view of the job queues: sizes per state and recent failures.
+//! Only for accounts listed in `TANDEM_ADMIN_EMAILS`; everyone else gets
+//! 404, as if the endpoint did not exist.
+
+use axum::extract::State;
+use serde::Serialize;
+use tandem_queue::JobCounts;
+use utoipa::ToSchema;
+
+use crate::{ApiError, AppState, error::Problem, extract::Authenticated, jobs};
+
+/// Failures shown per queue.
+const RECENT_FAILURES: usize = 20;
+
+/// All queues.
+#[derive(Serialize, ToSchema)]
+pub struct QueuesOverview {
+    /// `database` or `redis`.
+    backend: &'static str,
+    /// One entry per queue.
+    queues: Vec<QueueOverview>,
+}
+
+/// One queue.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueOverview {
+    /// Queue name.
+    name: &'static str,
+    /// Jobs per state.
+    #[schema(value_type = Object)]
+    counts: JobCounts,
+    /// The latest jobs that failed for good (no payloads: they are the users').
+    recent_failures: Vec<Failure>,
+}
+
+/// A failed job, without its data.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// Job id.
+    id: String,
+    /// Job type.
+    name: String,
+    /// Why it failed.
+    reason: Option<String>,
+    /// Attempts made.
+    attempts_made: u32,
+    /// When it failed (ms since the epoch).
+    finished_on: Option<u64>,
+}
+
+/// Queue sizes and recent failures, for operators.
+#[utoipa::path(get, path = "/api/admin/queues", tag = "admin",
+    responses((status = 200, body = QueuesOverview), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn queues(
+    State(app): State<AppState>,
+    auth: Authenticated,
+) -> Result<axum::Json<QueuesOverview>, ApiError> {
+    let user = app.db.user_by_id(auth.user_id()).await?;
+    let admin = user.is_some_and(|u| app.config.admin_emails.contains(&u.email));
+    if !admin {
+        return Err(ApiError::NotFound("endpoint"));
+    }
+    let mut queues = Vec::new();
+    for name in jobs::QUEUES {
+        let failed = app.queue.failed(name, RECENT_FAILURES).await?;
+        queues.push(QueueOverview {
+            name,
+            counts: app.queue.counts(name).await?,
+            recent_failures: failed
+                .into_iter()
+                .map(|j| Failure {
+                    id: j.id,
+                    name: j.name,
+                    reason: j.failed_reason,
+                    attempts_made: j.attempts_made,
+                    finished_on: j.finished_on,
+                })
+                .collect(),
+        });
+    }
+    Ok(axum::Json(QueuesOverview {
+        backend: app.queue.kind(),
+        queues,
+    }))
+}
