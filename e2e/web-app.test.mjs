@@ -302,3 +302,54 @@ test('two students chat live in a study room, see who is online and who is typin
     await guestContext.close();
   }
 });
+
+test('a student finds a study partner and asks the coach', async () => {
+  const password = 'correct horse battery staple';
+  const stamp = Date.now();
+  const subject = `Compilers ${stamp}`;
+  // The future partner, through the API.
+  const reg = await fetch(`${tandem.url}/api/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: `grace-${stamp}@example.com`, password, display_name: `Grace ${stamp}` }),
+  });
+  assert.equal(reg.status, 201);
+  const cookie = reg.headers.get('set-cookie').split(';')[0];
+  const patch = await fetch(`${tandem.url}/api/users/me`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json', cookie },
+    body: JSON.stringify({ subjects: [subject], timezone: 'UTC', availability: [{ day: 'mon', start: '17:00', end: '21:00' }] }),
+  });
+  assert.equal(patch.status, 200);
+
+  const page = await browser.newPage();
+  await page.goto(`${tandem.url}/#/signup`);
+  const signup = page.locator('#signup-form');
+  await signup.getByLabel('Your name').fill(`Alan ${stamp}`);
+  await signup.getByLabel('E-mail').fill(`alan-${stamp}@example.com`);
+  await signup.getByLabel('Password').fill(password);
+  await signup.getByRole('button', { name: 'Sign up' }).click();
+  await page.waitForURL(/#\/profile$/);
+  const form = page.locator('#profile-form');
+  await form.getByLabel('Subjects').fill(subject);
+  await form.getByLabel('Timezone').fill('UTC');
+  await form.getByRole('button', { name: 'Add a time slot' }).click();
+  await form.getByRole('button', { name: 'Save profile' }).click();
+  await page.locator('#toast', { hasText: 'Profile saved' }).waitFor();
+
+  await page.getByRole('link', { name: 'Partners' }).click();
+  const grace = page.locator('.partner', { hasText: `Grace ${stamp}` });
+  await grace.waitFor();
+  assert.match(await grace.innerText(), /shared subject/);
+  await grace.getByRole('button', { name: 'Add as partner' }).click();
+  await page.locator('#toast', { hasText: 'is now your study partner' }).waitFor();
+  await grace.waitFor({ state: 'detached' });
+
+  await page.getByRole('link', { name: 'Coach' }).click();
+  await page.getByRole('button', { name: 'Analyse my progress' }).click();
+  await page.getByText('h studied in all').waitFor();
+  await page.getByLabel('Message').fill('How should I plan my exam week?');
+  await page.getByRole('button', { name: 'Ask' }).click();
+  await page.locator('.bubble.failed', { hasText: 'AI provider not configured' }).waitFor();
+  await page.close();
+});
