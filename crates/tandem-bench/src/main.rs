@@ -2,6 +2,7 @@
 //! BENCHMARKS.md; see each subcommand's `--help`.
 
 mod cache_load;
+mod matching;
 mod queue_load;
 mod realtime_load;
 
@@ -22,6 +23,8 @@ enum Command {
     /// Issue 4: N WebSocket clients in M channels, broadcasts at rate R.
     RealtimeLoad(realtime_load::Args),
     /// Issue 5: no-op jobs, Tandem's queue vs Node BullMQ on one Redis; SQLite alone; pickup latency.
+    /// Issue 5: ranking partners among 100k candidates.
+    Matching(matching::Args),
     #[command(name = "queue-load")]
     Queue(queue_load::Args),
 }
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
             Command::CacheLoad(args) => cache_load::run(args).await,
             Command::RealtimeLoad(args) => realtime_load::run(args).await,
             Command::Queue(args) => queue_load::run(args).await,
+            Command::Matching(args) => matching::run(args),
         }
     })
 }
