@@ -132,13 +132,15 @@ pub trait JobRepo: Send + Sync {
         token: &str,
         lease_until: i64,
     ) -> Result<u64, DbError>;
-    /// Marks an attempt completed with its JSON result. False if the lease was lost.
-    async fn complete_job(
+    /// Marks attempts held by `token` completed, each `(id, attempt, JSON
+    /// result)`, in one statement. Returns how many still held their lease.
+    async fn complete_jobs(
         &self,
-        lease: JobLease<'_>,
-        result: &str,
+        queue: &str,
+        token: &str,
+        done: &[(String, i32, String)],
         now: i64,
-    ) -> Result<bool, DbError>;
+    ) -> Result<u64, DbError>;
     /// Records a failed attempt: back to waiting until `retry_at`, or failed
     /// for good when `retry_at` is `None`. False if the lease was lost.
     async fn fail_job(
@@ -258,26 +260,32 @@ macro_rules! impl_job_repo {
                 Ok(done.rows_affected())
             }
 
-            async fn complete_job(
+            async fn complete_jobs(
                 &self,
-                lease: $crate::jobs::JobLease<'_>,
-                result: &str,
+                queue: &str,
+                token: &str,
+                done: &[(String, i32, String)],
                 now: i64,
-            ) -> Result<bool, $crate::DbError> {
+            ) -> Result<u64, $crate::DbError> {
+                if done.is_empty() {
+                    return Ok(0);
+                }
+                // VALUES columns are named column1.. on both engines.
+                let rows: Vec<String> = (0..done.len())
+                    .map(|i| format!("(${}, ${}, ${})", 4 + 3 * i, 5 + 3 * i, 6 + 3 * i))
+                    .collect();
                 let sql = format!(
-                    "UPDATE jobs SET state = 'completed', result = $5, finished_on = $6, \
-                     lease_token = NULL, lease_until = NULL WHERE {LEASED}"
+                    "UPDATE jobs SET state = 'completed', result = v.column3, finished_on = $3, \
+                     lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
+                     WHERE jobs.queue = $1 AND jobs.lease_token = $2 AND jobs.state = 'active' \
+                     AND jobs.id = v.column1 AND jobs.attempts_started = v.column2",
+                    rows.join(", ")
                 );
-                let done = sqlx::query(&sql)
-                    .bind(lease.queue)
-                    .bind(lease.id)
-                    .bind(lease.token)
-                    .bind(lease.attempt)
-                    .bind(result)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                let mut query = sqlx::query(&sql).bind(queue).bind(token).bind(now);
+                for (id, attempt, result) in done {
+                    query = query.bind(id).bind(*attempt).bind(result);
+                }
+                Ok(query.execute(&self.pool).await?.rows_affected())
             }
 
             async fn fail_job(

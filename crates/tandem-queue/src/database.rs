@@ -170,11 +170,24 @@ struct Worker {
     options: WorkerOptions,
 }
 
+/// How an attempt ended, to be written by the worker loop (completions in
+/// batches: one statement for every job that finished meanwhile).
+struct Finished {
+    id: String,
+    attempt: i32,
+    attempts_made: u32,
+    backoff: Duration,
+    outcome: Outcome,
+}
+
 impl Worker {
     async fn run(self, waker: Arc<Notify>, shutdown: Shutdown) -> Result<(), QueueError> {
         let this = Arc::new(self);
         let concurrency = this.options.concurrency.max(1);
-        let mut running: JoinSet<()> = JoinSet::new();
+        // While the queue has a backlog, claim several jobs per statement.
+        let claim_batch = (concurrency / 4).clamp(1, 32);
+        let mut backlog = false;
+        let mut running: JoinSet<Finished> = JoinSet::new();
         let mut upkeep = tokio::time::interval(Duration::from_millis(this.lease as u64 / 2));
         upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut finished_since_trim = 0usize;
@@ -182,8 +195,10 @@ impl Worker {
         tokio::pin!(stop);
         loop {
             let free = concurrency - running.len();
-            if free > 0 {
-                for job in this.claim(free).await {
+            if free > 0 && (free >= claim_batch || !backlog) {
+                let jobs = this.claim(free).await;
+                backlog = jobs.len() == free;
+                for job in jobs {
                     let worker = this.clone();
                     running.spawn(async move { worker.process(job).await });
                 }
@@ -195,15 +210,17 @@ impl Worker {
             tokio::select! {
                 biased;
                 () = &mut stop => break,
-                Some(_) = running.join_next(), if !running.is_empty() => {
-                    finished_since_trim += 1;
-                    while running.try_join_next().is_some() {
-                        finished_since_trim += 1;
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let mut finished: Vec<Finished> = done.into_iter().collect();
+                    while let Some(done) = running.try_join_next() {
+                        finished.extend(done);
                     }
+                    finished_since_trim += finished.len();
+                    this.record(finished).await;
                 }
                 _ = upkeep.tick() => this.upkeep().await,
-                () = waker.notified(), if running.len() < concurrency => {}
-                () = tokio::time::sleep(this.options.poll_interval), if running.len() < concurrency => {}
+                () = waker.notified(), if running.len() < concurrency => backlog = false,
+                () = tokio::time::sleep(this.options.poll_interval), if running.len() < concurrency => backlog = false,
             }
         }
         this.hand_back(running).await
@@ -231,7 +248,7 @@ impl Worker {
         }
     }
 
-    async fn process(self: Arc<Self>, record: JobRecord) {
+    async fn process(self: Arc<Self>, record: JobRecord) -> Finished {
         let sink = Arc::new(LeaseProgress {
             db: self.db.clone(),
             queue: self.queue.clone(),
@@ -245,29 +262,52 @@ impl Worker {
         let max_attempts = record.max_attempts.max(1) as u32;
         let backoff = Duration::from_millis(record.backoff_ms.max(0) as u64);
         let outcome = attempt(&*self.processor, &job, &self.queue, max_attempts, backoff).await;
-        let lease = JobLease {
-            queue: &self.queue,
-            id: &record.id,
-            token: &self.token,
+        Finished {
+            id: record.id,
             attempt: record.attempts_started,
-        };
+            attempts_made,
+            backoff,
+            outcome,
+        }
+    }
+
+    /// Writes outcomes: all completions in one statement, failures one by one.
+    /// A write that fails leaves the job active; its lease expires and it runs again.
+    async fn record(&self, finished: Vec<Finished>) {
         let now = now_ms();
-        let written = match outcome {
-            Outcome::Completed(value) => {
-                (self.db).complete_job(lease, &value.to_string(), now).await
+        let mut completed = Vec::new();
+        for f in finished {
+            match f.outcome {
+                Outcome::Completed(value) => completed.push((f.id, f.attempt, value.to_string())),
+                Outcome::Failed { reason, retry } => {
+                    let wait = backoff_delay(f.backoff, f.attempts_made + 1);
+                    let retry_at = retry.then(|| now + millis(wait));
+                    let lease = JobLease {
+                        queue: &self.queue,
+                        id: &f.id,
+                        token: &self.token,
+                        attempt: f.attempt,
+                    };
+                    let written = self.db.fail_job(lease, &reason, now, retry_at).await;
+                    self.report_write(written.map(u64::from), 1);
+                }
             }
-            Outcome::Failed { reason, retry } => {
-                let retry_at =
-                    retry.then(|| now + millis(backoff_delay(backoff, attempts_made + 1)));
-                self.db.fail_job(lease, &reason, now, retry_at).await
-            }
-        };
+        }
+        if !completed.is_empty() {
+            let written = (self.db)
+                .complete_jobs(&self.queue, &self.token, &completed, now)
+                .await;
+            self.report_write(written, completed.len() as u64);
+        }
+    }
+
+    fn report_write(&self, written: Result<u64, tandem_db::DbError>, expected: u64) {
         match written {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(queue = %self.queue, job = %record.id,
-                "job finished after its lease was lost; its result was discarded"),
-            Err(error) => tracing::warn!(queue = %self.queue, job = %record.id, %error,
-                "recording a job's outcome failed; it will run again when its lease expires"),
+            Ok(n) if n == expected => {}
+            Ok(n) => tracing::warn!(queue = %self.queue, lost = expected - n,
+                "jobs finished after their lease was lost; their outcome was discarded"),
+            Err(error) => tracing::warn!(queue = %self.queue, %error,
+                "recording job outcomes failed; they run again when their lease expires"),
         }
     }
 
@@ -306,11 +346,20 @@ impl Worker {
     }
 
     /// Lets running jobs finish within the grace period, then hands the rest back.
-    async fn hand_back(&self, mut running: JoinSet<()>) -> Result<(), QueueError> {
-        let drain = async { while running.join_next().await.is_some() {} };
+    async fn hand_back(&self, mut running: JoinSet<Finished>) -> Result<(), QueueError> {
+        let mut finished = Vec::new();
+        let drain = async {
+            while let Some(done) = running.join_next().await {
+                finished.extend(done);
+            }
+        };
         let _ = tokio::time::timeout(self.options.shutdown_grace, drain).await;
         running.abort_all();
-        while running.join_next().await.is_some() {}
+        // Jobs that finished just before the abort still count.
+        while let Some(done) = running.join_next().await {
+            finished.extend(done);
+        }
+        self.record(finished).await;
         let returned = (self.db).release_jobs(&self.queue, &self.token).await?;
         if returned > 0 {
             tracing::info!(queue = %self.queue, returned, "handed unfinished jobs back to the queue");
