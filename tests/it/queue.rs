@@ -129,12 +129,19 @@ where
     }
 }
 
-/// Starts a worker in this process; the returned signal stops it.
-fn spawn_worker(
-    f: &Fixture,
-    options: WorkerOptions,
-    processor: Arc<dyn Processor>,
-) -> (Shutdown, tokio::task::JoinHandle<()>) {
+/// A worker running in this process.
+struct Running(Shutdown, tokio::task::JoinHandle<()>);
+
+impl Running {
+    /// Stops it and waits until it has handed its jobs back.
+    async fn stop(self) {
+        self.0.trigger();
+        self.1.await.expect("worker stops");
+    }
+}
+
+/// Starts a worker on the fixture's queue.
+fn spawn_worker(f: &Fixture, options: WorkerOptions, processor: Arc<dyn Processor>) -> Running {
     let shutdown = Shutdown::new();
     let (backend, queue, stop) = (f.backend.clone(), f.queue.clone(), shutdown.clone());
     let task = tokio::spawn(async move {
@@ -143,7 +150,7 @@ fn spawn_worker(
             .await
             .expect("worker runs");
     });
-    (shutdown, task)
+    Running(shutdown, task)
 }
 
 fn concurrency(n: usize) -> WorkerOptions {
@@ -185,7 +192,7 @@ async fn jobs_complete_with_results_and_progress(f: Fixture) {
             .await;
         ids.push(id.expect("add"));
     }
-    let (stop, task) = spawn_worker(&f, concurrency(4), Arc::new(Doubler));
+    let worker = spawn_worker(&f, concurrency(4), Arc::new(Doubler));
     counts_reach(&f, 20, 0).await;
     for (n, id) in ids.iter().enumerate() {
         let job = f
@@ -206,8 +213,7 @@ async fn jobs_complete_with_results_and_progress(f: Fixture) {
             .expect("job")
             .is_none()
     );
-    stop.trigger();
-    task.await.expect("worker stops");
+    worker.stop().await;
 }
 
 /// Fails every attempt, recording when each started.
@@ -242,7 +248,7 @@ async fn retries_follow_the_backoff_then_fail_with_the_reason(f: Fixture) {
     };
     let id = f.backend.add(&f.queue, job).await.expect("add");
     let processor = Arc::new(AlwaysFails::default());
-    let (stop, task) = spawn_worker(&f, concurrency(1), processor.clone());
+    let worker = spawn_worker(&f, concurrency(1), processor.clone());
     counts_reach(&f, 0, 1).await;
     let job = f
         .backend
@@ -262,8 +268,7 @@ async fn retries_follow_the_backoff_then_fail_with_the_reason(f: Fixture) {
             "retry after {gap:?}, backoff {backoff:?}"
         );
     }
-    stop.trigger();
-    task.await.expect("worker stops");
+    worker.stop().await;
 }
 
 async fn fatal_errors_fail_without_retrying(f: Fixture) {
@@ -276,7 +281,7 @@ async fn fatal_errors_fail_without_retrying(f: Fixture) {
         fatal: true,
         ..AlwaysFails::default()
     });
-    let (stop, task) = spawn_worker(&f, concurrency(1), processor.clone());
+    let worker = spawn_worker(&f, concurrency(1), processor.clone());
     counts_reach(&f, 0, 1).await;
     let job = f
         .backend
@@ -286,8 +291,7 @@ async fn fatal_errors_fail_without_retrying(f: Fixture) {
         .expect("kept");
     assert_eq!(job.failed_reason.as_deref(), Some("attempt 1 broke"));
     assert_eq!(processor.starts.lock().expect("lock").len(), 1);
-    stop.trigger();
-    task.await.expect("worker stops");
+    worker.stop().await;
 }
 
 /// Records the names of the jobs it runs, in order.
@@ -330,7 +334,7 @@ async fn delayed_jobs_wait_and_priorities_order_the_rest(f: Fixture) {
         .expect("kept");
     assert_eq!(job.state, JobState::Delayed);
     let recorder = Arc::new(Recorder::default());
-    let (stop, task) = spawn_worker(&f, concurrency(1), recorder.clone());
+    let worker = spawn_worker(&f, concurrency(1), recorder.clone());
     counts_reach(&f, 4, 0).await;
     assert_eq!(
         *recorder.0.lock().expect("lock"),
@@ -344,8 +348,7 @@ async fn delayed_jobs_wait_and_priorities_order_the_rest(f: Fixture) {
         .expect("kept");
     let waited = job.processed_on.expect("processed") - job.created_at;
     assert!(waited >= 600, "delayed job ran after {waited} ms");
-    stop.trigger();
-    task.await.expect("worker stops");
+    worker.stop().await;
 }
 
 async fn an_id_deduplicates(f: Fixture) {
@@ -387,14 +390,13 @@ async fn retention_keeps_the_last_100_completed_and_50_failed(f: Fixture) {
             .await
             .expect("add");
     }
-    let (stop, task) = spawn_worker(&f, concurrency(8), Arc::new(OkOrFail));
+    let worker = spawn_worker(&f, concurrency(8), Arc::new(OkOrFail));
     until("every job to run", Duration::from_secs(30), || async {
         let c = f.backend.counts(&f.queue).await.expect("counts");
         c.waiting + c.active + c.delayed == 0
     })
     .await;
-    stop.trigger();
-    task.await.expect("worker stops");
+    worker.stop().await;
     counts_reach(&f, 100, 50).await;
     let newest = f.backend.failed(&f.queue, 1).await.expect("failed");
     assert_eq!(newest.len(), 1);
@@ -421,7 +423,7 @@ async fn shutdown_hands_active_jobs_back(f: Fixture) {
         shutdown_grace: Duration::from_millis(100),
         ..concurrency(1)
     };
-    let (stop, task) = spawn_worker(&f, options, Arc::new(Hangs));
+    let worker = spawn_worker(&f, options, Arc::new(Hangs));
     until("the job to start", Duration::from_secs(10), || async {
         let job = f
             .backend
@@ -432,8 +434,7 @@ async fn shutdown_hands_active_jobs_back(f: Fixture) {
         job.state == JobState::Active
     })
     .await;
-    stop.trigger();
-    task.await.expect("worker stops");
+    worker.stop().await;
     let job = f
         .backend
         .job(&f.queue, &id)
@@ -441,10 +442,9 @@ async fn shutdown_hands_active_jobs_back(f: Fixture) {
         .expect("job")
         .expect("kept");
     assert_eq!((job.state, job.attempts_made), (JobState::Waiting, 0));
-    let (stop, task) = spawn_worker(&f, concurrency(1), Arc::new(Doubler));
+    let worker = spawn_worker(&f, concurrency(1), Arc::new(Doubler));
     counts_reach(&f, 1, 0).await;
-    stop.trigger();
-    task.await.expect("worker stops");
+    worker.stop().await;
 }
 
 const CHILD_ENV: &str = "TANDEM_TEST_QUEUE_CHILD";

@@ -32,10 +32,13 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Command::RealtimeLoad(args) = &command {
+    match &command {
         // The generator's share of the machine is a parameter of the run.
-        runtime.worker_threads(args.client_threads.max(1));
-    }
+        Command::RealtimeLoad(args) => runtime.worker_threads(args.client_threads.max(1)),
+        // Like Node's event loop, one thread runs the queue worker.
+        Command::Queue(args) => runtime.worker_threads(args.threads.max(1)),
+        _ => &mut runtime,
+    };
     let runtime = runtime.enable_all().build()?;
     runtime.block_on(async {
         match command {

@@ -48,6 +48,9 @@ pub struct Args {
     /// Jobs added one by one to measure pickup latency (0 skips it).
     #[arg(long, default_value_t = 2_000)]
     latency_jobs: usize,
+    /// Runtime threads of this process (the Tandem side's worker).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Directory of the Node BullMQ peer (`npm ci` done there).
     #[arg(long, default_value = "bench/node-bullmq")]
     node_dir: PathBuf,
