@@ -16,3 +16,4 @@ mod realtime;
 mod rooms;
 mod sessions;
 mod system;
+mod webrtc;

@@ -79,6 +79,18 @@ pub struct Config {
     pub ai_timeout: Duration,
     /// `TANDEM_ADMIN_EMAILS`: comma-separated accounts that may see the admin pages.
     pub admin_emails: Vec<String>,
+    /// `STUN_SERVER_URLS`: comma-separated `stun:` URLs handed to browsers.
+    pub stun_urls: Vec<String>,
+    /// `TURN_SERVER_URL`: comma-separated `turn:`/`turns:` URLs of external TURN servers.
+    pub turn_urls: Vec<String>,
+    /// `TURN_SECRET`: coturn's `static-auth-secret`; browsers get short-lived
+    /// credentials derived from it (the TURN REST API scheme).
+    pub turn_secret: Option<SecretString>,
+    /// `TURN_USERNAME` / `TURN_PASSWORD`: fixed credentials, only for managed
+    /// providers that cannot verify ephemeral ones (never the default).
+    pub turn_static: Option<(String, SecretString)>,
+    /// `TURN_CREDENTIAL_TTL`: lifetime of ephemeral TURN credentials.
+    pub turn_credential_ttl: Duration,
 }
 
 /// A variable that is set but cannot be used.
@@ -167,6 +179,14 @@ impl Config {
                 .map(|e| e.trim().to_lowercase())
                 .filter(|e| !e.is_empty())
                 .collect(),
+            stun_urls: env.urls("STUN_SERVER_URLS", &["stun:"])?,
+            turn_urls: env.urls("TURN_SERVER_URL", &["turn:", "turns:"])?,
+            turn_secret: env.get("TURN_SECRET").map(SecretString::from),
+            turn_static: env
+                .get("TURN_USERNAME")
+                .zip(env.get("TURN_PASSWORD"))
+                .map(|(u, p)| (u, SecretString::from(p))),
+            turn_credential_ttl: env.duration("TURN_CREDENTIAL_TTL", "4h")?,
         })
     }
 
@@ -210,6 +230,27 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             return Err(self.error(name, "0", "expected a positive number"));
         }
         Ok(n)
+    }
+
+    /// A comma-separated list of URLs, each starting with one of `schemes`.
+    fn urls(&self, name: &'static str, schemes: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let list = self.get(name).unwrap_or_default();
+        let urls: Vec<String> = list
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        match urls
+            .iter()
+            .find(|u| !schemes.iter().any(|s| u.starts_with(s)))
+        {
+            Some(bad) => Err(self.error(
+                name,
+                bad,
+                "expected URLs like stun:host:3478 or turn:host:3478?transport=udp",
+            )),
+            None => Ok(urls),
+        }
     }
 
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {

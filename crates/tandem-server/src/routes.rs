@@ -13,6 +13,7 @@ pub mod study_sessions;
 pub mod system;
 pub mod users;
 pub mod web;
+pub mod webrtc;
 
 use std::{sync::Arc, time::Duration};
 
@@ -48,6 +49,7 @@ use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
          (name = "partners", description = "Study partners"),
          (name = "ai", description = "AI study coach"),
          (name = "admin", description = "Operators"),
+         (name = "webrtc", description = "Video calls"),
          (name = "system", description = "Health"))
 )]
 struct ApiDoc;
@@ -83,6 +85,7 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(partners::block))
         .routes(routes!(ai::queue_task))
         .routes(routes!(admin::queues))
+        .routes(routes!(webrtc::ice_servers))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();

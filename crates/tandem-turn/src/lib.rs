@@ -1,0 +1,8 @@
+//! Building blocks for Tandem's embedded TURN server.
+//!
+//! This crate holds the parts that need no sockets: the TURN REST API
+//! credential scheme (coturn's `use-auth-secret`) and a STUN/TURN message
+//! codec that never panics on untrusted input.
+
+pub mod credentials;
+pub mod stun;

@@ -1,0 +1,63 @@
+//! ChannelData framing (RFC 8656 §12.4).
+//!
+//! Once a client binds a channel to a peer, data flows in a 4-byte header
+//! (channel number, length) instead of a full STUN Send/Data indication.
+//! Over TCP/TLS the frame is padded to a multiple of 4; over UDP padding is
+//! optional, so the decoder accepts up to 3 trailing padding bytes.
+
+use super::StunError;
+
+/// Lowest valid channel number.
+pub const CHANNEL_MIN: u16 = 0x4000;
+/// Highest valid channel number.
+pub const CHANNEL_MAX: u16 = 0x4FFF;
+
+/// One ChannelData frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelData {
+    /// Channel number, 0x4000–0x4FFF.
+    pub channel: u16,
+    /// Application data.
+    pub data: Vec<u8>,
+}
+
+impl ChannelData {
+    /// Decodes one frame; `buf` holds the frame and at most its padding.
+    pub fn decode(buf: &[u8]) -> Result<Self, StunError> {
+        let (head, rest) = buf
+            .split_at_checked(4)
+            .ok_or(StunError::TooShort(buf.len()))?;
+        let channel = u16::from_be_bytes([head[0], head[1]]);
+        if !(CHANNEL_MIN..=CHANNEL_MAX).contains(&channel) {
+            return Err(StunError::BadChannelNumber(channel));
+        }
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if rest.len() < len || rest.len() > super::padded(len) {
+            return Err(StunError::LengthMismatch {
+                declared: len,
+                available: rest.len(),
+            });
+        }
+        Ok(Self {
+            channel,
+            data: rest[..len].to_vec(),
+        })
+    }
+
+    /// Encodes the frame, padding to 4 bytes when `pad` (required over
+    /// TCP/TLS). Fails for an out-of-range channel or over-long data.
+    pub fn encode(&self, pad: bool) -> Result<Vec<u8>, StunError> {
+        if !(CHANNEL_MIN..=CHANNEL_MAX).contains(&self.channel) {
+            return Err(StunError::BadChannelNumber(self.channel));
+        }
+        let len = u16::try_from(self.data.len()).map_err(|_| StunError::TooLong)?;
+        let mut out = Vec::with_capacity(4 + super::padded(self.data.len()));
+        out.extend_from_slice(&self.channel.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&self.data);
+        if pad {
+            out.resize(4 + super::padded(self.data.len()), 0);
+        }
+        Ok(out)
+    }
+}
