@@ -211,9 +211,9 @@ impl Worker {
                 biased;
                 () = &mut stop => break,
                 Some(done) = running.join_next(), if !running.is_empty() => {
-                    let mut finished: Vec<Finished> = done.into_iter().collect();
+                    let mut finished: Vec<Finished> = this.outcome(done).into_iter().collect();
                     while let Some(done) = running.try_join_next() {
-                        finished.extend(done);
+                        finished.extend(this.outcome(done));
                     }
                     finished_since_trim += finished.len();
                     this.record(finished).await;
@@ -224,6 +224,16 @@ impl Worker {
             }
         }
         this.hand_back(running).await
+    }
+
+    /// A task's result. Processor panics are caught inside the task, so a
+    /// task dies only through a bug here; its job then stays leased to this
+    /// worker and runs again once the worker stops (released) or dies (stalled).
+    fn outcome(&self, done: Result<Finished, tokio::task::JoinError>) -> Option<Finished> {
+        done.inspect_err(|error| {
+            tracing::error!(queue = %self.queue, %error, "a job task died without an outcome");
+        })
+        .ok()
     }
 
     async fn claim(&self, free: usize) -> Vec<JobRecord> {

@@ -129,16 +129,35 @@ pub async fn matching(
     Ok((StatusCode::ACCEPTED, axum::Json(body)))
 }
 
-/// Checks that `other` is someone else who exists.
-async fn other_student(app: &AppState, me: Uuid, other: Uuid) -> Result<(), ApiError> {
+enum Relation {
+    Partner,
+    Blocked,
+}
+
+/// Records how `me` relates to `other` (someone else who exists) and drops
+/// both students' cached matches.
+async fn relate(
+    app: &AppState,
+    me: Uuid,
+    other: Uuid,
+    relation: Relation,
+) -> Result<StatusCode, ApiError> {
     if other == me {
         return Err(ApiError::invalid("id", "That is you."));
     }
     app.db
         .user_by_id(other)
         .await?
-        .map(|_| ())
-        .ok_or(ApiError::NotFound("user"))
+        .ok_or(ApiError::NotFound("user"))?;
+    let now = app.clock.now();
+    match relation {
+        Relation::Partner => app.db.add_partner(me, other, now).await?,
+        Relation::Blocked => app.db.block_partner(me, other, now).await?,
+    }
+    for user in [me, other] {
+        app.cache.invalidate_tag(&cache_tag(user)).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Adds a study partner; they are no longer suggested to you (or you to them).
@@ -150,11 +169,7 @@ pub async fn add(
     auth: Authenticated,
     ApiPath(other): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let me = auth.user_id();
-    other_student(&app, me, other).await?;
-    app.db.add_partner(me, other, app.clock.now()).await?;
-    forget_matches(&app, [me, other]).await;
-    Ok(StatusCode::NO_CONTENT)
+    relate(&app, auth.user_id(), other, Relation::Partner).await
 }
 
 /// Blocks a student: never suggested either way, and any partnership ends.
@@ -166,15 +181,5 @@ pub async fn block(
     auth: Authenticated,
     ApiPath(other): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let me = auth.user_id();
-    other_student(&app, me, other).await?;
-    app.db.block_partner(me, other, app.clock.now()).await?;
-    forget_matches(&app, [me, other]).await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn forget_matches(app: &AppState, users: [Uuid; 2]) {
-    for user in users {
-        app.cache.invalidate_tag(&cache_tag(user)).await;
-    }
+    relate(&app, auth.user_id(), other, Relation::Blocked).await
 }
