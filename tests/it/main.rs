@@ -9,6 +9,7 @@ mod accounts;
 mod bad_input;
 mod cache;
 mod conformance;
+mod coturn;
 mod jobs_api;
 pub mod multi_instance;
 mod queue;
