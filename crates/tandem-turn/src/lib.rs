@@ -2,7 +2,9 @@
 //!
 //! This crate holds the parts that need no sockets: the TURN REST API
 //! credential scheme (coturn's `use-auth-secret`) and a STUN/TURN message
-//! codec that never panics on untrusted input.
+//! codec that never panics on untrusted input, and the STUN Binding answer
+//! the server gives.
 
+pub mod binding;
 pub mod credentials;
 pub mod stun;
