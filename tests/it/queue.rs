@@ -41,6 +41,14 @@ struct Fixture {
     _dir: Option<TempDir>,
 }
 
+impl Fixture {
+    /// A job that must still be in the queue.
+    async fn job(&self, id: &str) -> tandem_queue::JobInfo {
+        let job = self.backend.job(&self.queue, id).await.expect("job");
+        job.expect("the job is kept")
+    }
+}
+
 async fn connect(engine: Engine, location: &str) -> Arc<dyn QueueBackend> {
     match engine {
         Engine::Sqlite | Engine::Postgres => {
@@ -195,12 +203,7 @@ async fn jobs_complete_with_results_and_progress(f: Fixture) {
     let worker = spawn_worker(&f, concurrency(4), Arc::new(Doubler));
     counts_reach(&f, 20, 0).await;
     for (n, id) in ids.iter().enumerate() {
-        let job = f
-            .backend
-            .job(&f.queue, id)
-            .await
-            .expect("job")
-            .expect("kept");
+        let job = f.job(id).await;
         assert_eq!(job.state, JobState::Completed);
         assert_eq!(job.result, Some(json!({ "double": n * 2 })));
         assert_eq!(job.progress, json!(50));
@@ -250,12 +253,7 @@ async fn retries_follow_the_backoff_then_fail_with_the_reason(f: Fixture) {
     let processor = Arc::new(AlwaysFails::default());
     let worker = spawn_worker(&f, concurrency(1), processor.clone());
     counts_reach(&f, 0, 1).await;
-    let job = f
-        .backend
-        .job(&f.queue, &id)
-        .await
-        .expect("job")
-        .expect("kept");
+    let job = f.job(&id).await;
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.attempts_made, 3);
     assert_eq!(job.failed_reason.as_deref(), Some("attempt 3 broke"));
@@ -283,12 +281,7 @@ async fn fatal_errors_fail_without_retrying(f: Fixture) {
     });
     let worker = spawn_worker(&f, concurrency(1), processor.clone());
     counts_reach(&f, 0, 1).await;
-    let job = f
-        .backend
-        .job(&f.queue, &id)
-        .await
-        .expect("job")
-        .expect("kept");
+    let job = f.job(&id).await;
     assert_eq!(job.failed_reason.as_deref(), Some("attempt 1 broke"));
     assert_eq!(processor.starts.lock().expect("lock").len(), 1);
     worker.stop().await;
@@ -326,12 +319,7 @@ async fn delayed_jobs_wait_and_priorities_order_the_rest(f: Fixture) {
             .await
             .expect("add");
     }
-    let job = f
-        .backend
-        .job(&f.queue, &delayed)
-        .await
-        .expect("job")
-        .expect("kept");
+    let job = f.job(&delayed).await;
     assert_eq!(job.state, JobState::Delayed);
     let recorder = Arc::new(Recorder::default());
     let worker = spawn_worker(&f, concurrency(1), recorder.clone());
@@ -340,12 +328,7 @@ async fn delayed_jobs_wait_and_priorities_order_the_rest(f: Fixture) {
         *recorder.0.lock().expect("lock"),
         ["p1", "p2", "p3", "later"]
     );
-    let job = f
-        .backend
-        .job(&f.queue, &delayed)
-        .await
-        .expect("job")
-        .expect("kept");
+    let job = f.job(&delayed).await;
     let waited = job.processed_on.expect("processed") - job.created_at;
     assert!(waited >= 600, "delayed job ran after {waited} ms");
     worker.stop().await;
@@ -425,22 +408,12 @@ async fn shutdown_hands_active_jobs_back(f: Fixture) {
     };
     let worker = spawn_worker(&f, options, Arc::new(Hangs));
     until("the job to start", Duration::from_secs(10), || async {
-        let job = f
-            .backend
-            .job(&f.queue, &id)
-            .await
-            .expect("job")
-            .expect("kept");
+        let job = f.job(&id).await;
         job.state == JobState::Active
     })
     .await;
     worker.stop().await;
-    let job = f
-        .backend
-        .job(&f.queue, &id)
-        .await
-        .expect("job")
-        .expect("kept");
+    let job = f.job(&id).await;
     assert_eq!((job.state, job.attempts_made), (JobState::Waiting, 0));
     let worker = spawn_worker(&f, concurrency(1), Arc::new(Doubler));
     counts_reach(&f, 1, 0).await;
@@ -529,12 +502,7 @@ async fn killed_workers_lose_no_jobs(f: Fixture) {
         .await;
         let mut active = Vec::new();
         for id in &ids {
-            let job = f
-                .backend
-                .job(&f.queue, id)
-                .await
-                .expect("job")
-                .expect("kept");
+            let job = f.job(id).await;
             if job.state == JobState::Active {
                 active.push(id.clone());
             }
@@ -548,12 +516,7 @@ async fn killed_workers_lose_no_jobs(f: Fixture) {
             Duration::from_secs(20),
             || async {
                 for id in &active {
-                    let job = f
-                        .backend
-                        .job(&f.queue, id)
-                        .await
-                        .expect("job")
-                        .expect("kept");
+                    let job = f.job(id).await;
                     let finished_before = job.state == JobState::Completed
                         && job.finished_on.is_some_and(|t| t <= killed_at.1);
                     if job.processed_on.unwrap_or(0) <= killed_at.1 && !finished_before {

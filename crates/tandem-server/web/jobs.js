@@ -2,18 +2,24 @@
 // the operators' queue overview. `ui` is the shell's toolbox (see app.js).
 import { api } from './api.js';
 
-/** Polls a job until it finishes; resolves with its final status. */
-async function waitForJob(jobId, { onProgress, signal } = {}) {
+/**
+ * Polls a job until it finishes; resolves with its final status. A `nudge`
+ * event (the realtime notice that the job is done) ends the current wait at once.
+ */
+async function waitForJob(jobId, { signal, nudge } = {}) {
   const deadline = Date.now() + 120_000;
   for (let delay = 250; Date.now() < deadline; delay = Math.min(delay * 1.5, 2000)) {
     if (signal?.aborted) throw new Error('Cancelled.');
     const status = await api('GET', `/api/jobs/${encodeURIComponent(jobId)}/status`);
     if (status.state === 'completed' || status.state === 'failed') return status;
-    onProgress?.(status);
-    await new Promise((resolve) => {
-      const timer = setTimeout(resolve, delay);
-      signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+    const nudged = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), delay);
+      const wake = (value) => () => { clearTimeout(timer); resolve(value); };
+      signal?.addEventListener('abort', wake(false), { once: true });
+      nudge?.addEventListener('nudge', wake(true), { once: true });
     });
+    // The notice is sent as the job finishes; its result is stored a moment later.
+    if (nudged) delay = 50;
   }
   throw new Error('This is taking longer than expected. Try again in a minute.');
 }
@@ -60,10 +66,10 @@ export async function renderPartners(ui) {
   const list = root.querySelector('#partner-list');
   const state = root.querySelector('#matching-state');
   const aborter = new AbortController();
-  let announced = null;
+  const nudge = new EventTarget();
   const socket = ui.channelSocket(`realtime:user:${ui.me().id}`, {}, {
     joined() {}, refused() {}, dropped() {}, presenceState() {}, presenceDiff() {},
-    broadcast(event, payload) { if (event === 'matching-complete') announced?.(payload); },
+    broadcast(event) { if (event === 'matching-complete') nudge.dispatchEvent(new Event('nudge')); },
   });
   ui.onLeave(() => { aborter.abort(); socket.close(); });
 
@@ -81,12 +87,8 @@ export async function renderPartners(ui) {
     state.textContent = 'Finding your study partners…';
     const res = await api('POST', '/api/partners/matching', { preferences });
     if (res.status === 'completed') return draw(res.matches);
-    const done = new Promise((resolve) => { announced = (p) => { if (p?.jobId === res.jobId) resolve(); }; });
-    const polled = waitForJob(res.jobId, { signal: aborter.signal });
-    await Promise.race([done, polled]);
-    const status = await api('GET', `/api/jobs/${res.jobId}/status`);
+    const status = await waitForJob(res.jobId, { signal: aborter.signal, nudge });
     if (status.state === 'failed') throw new Error(status.error || 'Matching failed.');
-    if (status.state !== 'completed') return draw((await polled).result?.matches || []);
     draw(status.result.matches);
   }
   ui.onSubmit(form, search);
