@@ -178,6 +178,21 @@ export function createCall({ root, me, names, send, toast }) {
     peer.queue = peer.queue.then(() => handle(peer, m)).catch((err) => console.warn('call: signalling failed', err));
   }
 
+  /** Camera and microphone; without one of them (none plugged in), whichever there is. */
+  async function openMedia() {
+    try {
+      return await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    } catch (err) {
+      if (err.name !== 'NotFoundError') throw err;
+      for (const only of [{ audio: true }, { video: true }]) {
+        try {
+          return await navigator.mediaDevices.getUserMedia(only);
+        } catch { /* try the other */ }
+      }
+      throw err;
+    }
+  }
+
   function setToggle(button, on, what) {
     button.setAttribute('aria-pressed', String(on));
     button.title = on ? `Turn your ${what} off` : `Turn your ${what} on`;
@@ -187,7 +202,7 @@ export function createCall({ root, me, names, send, toast }) {
     joinButton.disabled = true;
     status.textContent = 'Starting your camera…';
     try {
-      local = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      local = await openMedia();
       let iceServers = [];
       try {
         ({ iceServers } = await api('GET', '/api/webrtc/ice-servers'));
@@ -213,6 +228,8 @@ export function createCall({ root, me, names, send, toast }) {
     controls.hidden = false;
     setToggle(cameraButton, true, 'camera');
     setToggle(micButton, true, 'microphone');
+    cameraButton.hidden = !local.getVideoTracks().length;
+    micButton.hidden = !local.getAudioTracks().length;
     window.addEventListener('pagehide', leave);
     sendRtc('hello'); // if the channel isn't joined yet, `rejoined` says it
     drawStatus();
