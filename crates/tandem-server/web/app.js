@@ -1,5 +1,6 @@
 // Tandem web app shell: a tiny hash router over <template>s.
 import { api, ApiError } from './api.js';
+import { createCall } from './call.js';
 import { renderCoach, renderPartners, renderQueues } from './jobs.js';
 
 const view = document.getElementById('view');
@@ -483,7 +484,8 @@ async function renderRooms() {
 }
 
 // Study room: chat history, live messages, who's online and who's typing,
-// over the Phoenix-protocol realtime socket (vsn 1.0.0, JSON frames).
+// over the Phoenix-protocol realtime socket (vsn 1.0.0, JSON frames); the video call
+// (call.js) signals over the same channel.
 
 const HEARTBEAT_MS = 25_000;
 const TYPING_SEND_MS = 3_000; // the server drops typing broadcasts closer together than this
@@ -721,6 +723,7 @@ async function renderRoom(id) {
   }
 
   let lastTypingSent = 0;
+  let call = null;
   const socket = channelSocket(`realtime:room:${id}`,
     { broadcast: { self: false }, presence: { key: me.id } }, {
       joined() {
@@ -728,6 +731,7 @@ async function renderRoom(id) {
         connection.className = 'connection ok';
         socket.send('presence', { type: 'presence', event: 'track', payload: { name: me.display_name } });
         loadLatest().catch(showError); // catch up on anything missed while away
+        call?.rejoined();
       },
       refused(reason) {
         connection.textContent = 'Offline';
@@ -751,7 +755,10 @@ async function renderRoom(id) {
           const gone = new Set(metas.map((m) => m.phx_ref));
           const left = (presence.get(key) || []).filter((m) => !gone.has(m.phx_ref));
           if (left.length) presence.set(key, left);
-          else presence.delete(key);
+          else {
+            presence.delete(key);
+            call?.userLeft(key);
+          }
         }
         for (const [key, { metas = [] }] of Object.entries(joins)) {
           const current = presence.get(key) || [];
@@ -772,10 +779,14 @@ async function renderRoom(id) {
           const name = String(payload.name || names.get(payload.user_id) || 'Someone');
           typers.set(payload.user_id, { name, until: Date.now() + TYPING_SHOW_MS });
           drawTyping();
+        } else if (event === 'rtc') {
+          call?.signal(payload);
         }
       },
     });
+  call = createCall({ root, me, names, send: socket.send, toast });
   leavePage = () => {
+    call.close(); // says goodbye on the socket, so before closing it
     socket.close();
     clearTimeout(typingTimer);
   };

@@ -26,6 +26,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web/jobs.js"),
     ),
     (
+        "call.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/call.js"),
+    ),
+    (
         "api.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/api.js"),
