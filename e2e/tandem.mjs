@@ -17,6 +17,8 @@ export async function startTandem(extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-e2e-'));
   const env = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('TANDEM_') || key.endsWith('_URL')) delete env[key];
+  // The embedded TURN server on a free port, so test files can run side by side.
+  env.TANDEM_TURN_LISTEN = '127.0.0.1:0';
   Object.assign(env, extraEnv);
   const child = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir], {
     cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'],

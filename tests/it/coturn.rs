@@ -1,8 +1,9 @@
-//! Tandem's TURN credentials against a real coturn (Debian's `coturn`):
-//! coturn, configured with `use-auth-secret` and the same secret, relays for
-//! credentials from `GET /api/webrtc/ice-servers` (checked with coturn's own
-//! client, `turnutils_uclient`, to a `turnutils_peer`), and refuses them once
-//! tampered with or expired.
+//! Tandem's TURN against coturn's own tools (Debian's `coturn`): the
+//! embedded TURN server passes `turnutils_uclient` (10 clients × 1,000
+//! messages over UDP and over TCP to a `turnutils_peer`, no loss) with
+//! credentials from `GET /api/webrtc/ice-servers`; a real coturn configured
+//! with `use-auth-secret` and the same secret accepts the same credentials;
+//! both refuse them once tampered with or expired.
 
 use std::{
     net::UdpSocket,
@@ -18,7 +19,7 @@ use crate::helpers::{Backend, TestApp};
 const SECRET: &str = "correct-horse-turn-secret";
 
 /// Child processes killed when the test ends, however it ends.
-struct Processes(Vec<Child>);
+pub(crate) struct Processes(pub(crate) Vec<Child>);
 
 impl Drop for Processes {
     fn drop(&mut self) {
@@ -30,7 +31,7 @@ impl Drop for Processes {
 }
 
 /// Whether coturn's binaries are here; under `CI=true` they must be.
-fn coturn_installed() -> bool {
+pub(crate) fn coturn_installed() -> bool {
     let found = ["turnserver", "turnutils_uclient", "turnutils_peer"]
         .iter()
         .all(|b| {
@@ -50,13 +51,13 @@ fn coturn_installed() -> bool {
     found
 }
 
-fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket.local_addr().expect("addr").port()
 }
 
 /// Sends `request` to `port` until something answers (the process is up).
-fn wait_for_udp(port: u16, request: &[u8], what: &str) -> Vec<u8> {
+pub(crate) fn wait_for_udp(port: u16, request: &[u8], what: &str) -> Vec<u8> {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -93,9 +94,37 @@ fn start_coturn(dir: &std::path::Path, port: u16) -> Child {
         .expect("start turnserver")
 }
 
-/// Runs coturn's client: 2 clients × 20 messages through the relay to the
-/// peer; returns (exit success, its report).
-fn uclient(port: u16, peer: u16, username: &str, password: &str, tcp: bool) -> (bool, String) {
+/// Starts `turnutils_peer` (an echo on `port` and `port + 1`) and waits
+/// until it answers.
+pub(crate) fn start_peer(port: u16) -> Child {
+    let child = Command::new("turnutils_peer")
+        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start turnutils_peer");
+    wait_for_udp(port, b"ping", "turnutils_peer");
+    child
+}
+
+/// How much `turnutils_uclient` sends: `clients` × `messages` of 100 bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Load {
+    pub(crate) clients: u32,
+    pub(crate) messages: u32,
+}
+
+/// Runs coturn's client through the relay to the peer; returns (exit
+/// success, its report). It exits 0 even when packets were lost, so callers
+/// check the report's "Total lost packets" line.
+pub(crate) fn uclient(
+    port: u16,
+    peer: u16,
+    username: &str,
+    password: &str,
+    tcp: bool,
+    load: Load,
+) -> (bool, String) {
     let mut cmd = Command::new("turnutils_uclient");
     cmd.args(["-u", username, "-w", password, "-p", &port.to_string()])
         .args([
@@ -104,9 +133,9 @@ fn uclient(port: u16, peer: u16, username: &str, password: &str, tcp: bool) -> (
             "-r",
             &peer.to_string(),
             "-m",
-            "2",
+            &load.clients.to_string(),
             "-n",
-            "20",
+            &load.messages.to_string(),
             "-l",
             "100",
         ]);
@@ -122,79 +151,145 @@ fn uclient(port: u16, peer: u16, username: &str, password: &str, tcp: bool) -> (
     (out.status.success(), report)
 }
 
-#[tokio::test]
-async fn coturn_relays_for_tandem_credentials_until_tampered_or_expired() {
+/// [`uclient`] on a blocking thread, so the embedded server keeps running.
+async fn uclient_async(
+    port: u16,
+    peer: u16,
+    username: &str,
+    password: &str,
+    tcp: bool,
+    load: Load,
+) -> (bool, String) {
+    let (username, password) = (username.to_owned(), password.to_owned());
+    tokio::task::spawn_blocking(move || uclient(port, peer, &username, &password, tcp, load))
+        .await
+        .expect("uclient thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or_expired() {
     if !coturn_installed() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let (port, peer) = (free_udp_port(), free_udp_port());
-    let mut processes = Processes(vec![start_coturn(dir.path(), port)]);
-    processes.0.push(
-        Command::new("turnutils_peer")
-            .args(["-L", "127.0.0.1", "-p", &peer.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start turnutils_peer"),
-    );
+    let (coturn, peer) = (free_udp_port(), free_udp_port());
+    let mut processes = Processes(vec![start_coturn(dir.path(), coturn)]);
     let binding = MessageBuilder::new(Method::Binding, Class::Request, [7; 12])
         .build(None, true)
         .expect("binding request");
-    let answer = wait_for_udp(port, &binding, "coturn");
+    let answer = wait_for_udp(coturn, &binding, "coturn");
     let answer = Message::decode(&answer).expect("coturn answers STUN");
     assert_eq!(
         (answer.method, answer.class),
         (Method::Binding, Class::Success)
     );
-    wait_for_udp(peer, b"ping", "turnutils_peer");
+    processes.0.push(start_peer(peer));
 
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.turn_urls = vec![format!("turn:127.0.0.1:{port}")];
         c.turn_secret = Some(SecretString::from(SECRET.to_owned()));
+        c.turn_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.turn_relay_ip = Some("127.0.0.1".parse().expect("ip"));
+        c.turn_allow_peers = vec!["127.0.0.1/32".parse().expect("cidr")];
+        // turnutils_uclient holds 1.5 allocations per client, and its UDP
+        // probe allocations are never released.
+        c.turn_user_quota = 64;
     })
     .await;
+    let embedded = app
+        .state
+        .turn
+        .as_ref()
+        .expect("embedded TURN started")
+        .server
+        .udp_addr()
+        .port();
     let (student, _) = app.signed_up().await;
+    let credentials = |ice: &serde_json::Value| {
+        let turn = &ice["iceServers"][1];
+        (
+            turn["username"].as_str().expect("username").to_owned(),
+            turn["credential"].as_str().expect("password").to_owned(),
+        )
+    };
     let ice = student.get("/api/webrtc/ice-servers").await.body;
-    let username = ice["iceServers"][0]["username"]
-        .as_str()
-        .expect("username")
-        .to_owned();
-    let password = ice["iceServers"][0]["credential"]
-        .as_str()
-        .expect("password")
-        .to_owned();
+    assert_eq!(
+        ice["iceServers"][1]["urls"],
+        serde_json::json!([
+            format!("turn:127.0.0.1:{embedded}?transport=udp"),
+            format!("turn:127.0.0.1:{embedded}?transport=tcp"),
+        ]),
+        "{ice}"
+    );
+    let (username, password) = credentials(&ice);
 
-    for tcp in [false, true] {
-        let (ok, report) = uclient(port, peer, &username, &password, tcp);
-        assert!(ok, "tcp={tcp}: {report}");
+    // The issue's load against the embedded server, UDP and TCP at once.
+    let full = Load {
+        clients: 10,
+        messages: 1000,
+    };
+    let (udp, tcp) = tokio::join!(
+        uclient_async(embedded, peer, &username, &password, false, full),
+        uclient_async(embedded, peer, &username, &password, true, full),
+    );
+    for (tcp, (ok, report)) in [(false, udp), (true, tcp)] {
+        assert!(ok, "embedded tcp={tcp}: {report}");
         assert!(
             report.contains("Total lost packets 0 (0.000000%)"),
-            "tcp={tcp}: {report}"
+            "embedded tcp={tcp}: {report}"
         );
-        assert!(report.contains("tot_recv_msgs=40"), "tcp={tcp}: {report}");
+        assert!(
+            report.contains("tot_recv_msgs=10000"),
+            "embedded tcp={tcp}: {report}"
+        );
     }
-    let tampered = username.replacen(':', "0:", 1);
-    let (ok, report) = uclient(port, peer, &tampered, &password, false);
-    assert!(
-        !ok && report.contains("Cannot complete Allocation"),
-        "tampered: {report}"
-    );
+    // The same credentials at coturn.
+    let small = Load {
+        clients: 2,
+        messages: 20,
+    };
+    for tcp in [false, true] {
+        let (ok, report) = uclient_async(coturn, peer, &username, &password, tcp, small).await;
+        assert!(ok, "coturn tcp={tcp}: {report}");
+        assert!(
+            report.contains("Total lost packets 0 (0.000000%)"),
+            "coturn tcp={tcp}: {report}"
+        );
+        assert!(
+            report.contains("tot_recv_msgs=40"),
+            "coturn tcp={tcp}: {report}"
+        );
+    }
 
-    // Credentials minted five hours ago expired an hour ago (TTL 4 h).
+    // Tampered (a later expiry) and expired credentials: both servers refuse.
+    let tampered = username.replacen(':', "0:", 1);
     app.clock.advance(chrono::Duration::hours(-5));
-    let ice = student.get("/api/webrtc/ice-servers").await.body;
-    let expired = ice["iceServers"][0]["username"]
-        .as_str()
-        .expect("username")
-        .to_owned();
-    let expired_password = ice["iceServers"][0]["credential"]
-        .as_str()
-        .expect("password")
-        .to_owned();
-    let (ok, report) = uclient(port, peer, &expired, &expired_password, false);
+    let (expired, expired_password) =
+        credentials(&student.get("/api/webrtc/ice-servers").await.body);
+    for (name, user, pass) in [
+        ("tampered", &tampered, &password),
+        ("expired", &expired, &expired_password),
+    ] {
+        for (server, port) in [("embedded", embedded), ("coturn", coturn)] {
+            let (ok, report) = uclient_async(port, peer, user, pass, false, small).await;
+            assert!(
+                !ok && report.contains("Cannot complete Allocation"),
+                "{name} at {server}: {report}"
+            );
+        }
+    }
+    let metrics = app
+        .client()
+        .raw(reqwest::Method::GET, "/metrics", None)
+        .await
+        .body;
+    let metrics = metrics.as_str().unwrap_or_default();
     assert!(
-        !ok && report.contains("Cannot complete Allocation"),
-        "expired: {report}"
+        metrics.contains(r#"tandem_turn_auth_failures_total{reason="expired"}"#)
+            && metrics.contains(r#"tandem_turn_auth_failures_total{reason="bad_integrity"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tandem_turn_relayed_bytes_total"),
+        "{metrics}"
     );
 }

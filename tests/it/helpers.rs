@@ -56,6 +56,8 @@ impl TestApp {
         config.addr = "127.0.0.1:0".parse().expect("addr");
         config.data_dir = data_dir.path().to_owned();
         config.cookie_secure = false;
+        // Tests that want the embedded TURN server give it a free port.
+        config.turn_listen = None;
         backend.apply(&mut config);
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new());

@@ -17,4 +17,5 @@ mod realtime;
 mod rooms;
 mod sessions;
 mod system;
+mod turn;
 mod webrtc;

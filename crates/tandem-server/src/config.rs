@@ -2,9 +2,15 @@
 //! `.env` file, loaded by the binary). Every variable is listed, with its
 //! default, in `.env.example`.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    ops::RangeInclusive,
+    path::PathBuf,
+    time::Duration,
+};
 
 use tandem_core::SecretString;
+use tandem_turn::server::policy::Cidr;
 
 /// Everything Tandem can be told. Secrets are [`SecretString`]s: `Debug`
 /// prints `[REDACTED]`, so logging the config never leaks them.
@@ -91,6 +97,29 @@ pub struct Config {
     pub turn_static: Option<(String, SecretString)>,
     /// `TURN_CREDENTIAL_TTL`: lifetime of ephemeral TURN credentials.
     pub turn_credential_ttl: Duration,
+    /// `TANDEM_TURN_LISTEN`: UDP and TCP address of the embedded TURN server,
+    /// which `serve` starts when `TURN_SERVER_URL` is unset (`off`: none).
+    pub turn_listen: Option<SocketAddr>,
+    /// `TANDEM_TURN_HOST`: host name put in the embedded server's `turn:`
+    /// URLs (unset: the host the browser reached Tandem at).
+    pub turn_host: Option<String>,
+    /// `TANDEM_TURN_RELAY_IP`: address relays bind to and advertise
+    /// (unset: the listen address, or the machine's outbound interface).
+    pub turn_relay_ip: Option<IpAddr>,
+    /// `TANDEM_TURN_RELAY_PORTS`: relay port range, `low-high`.
+    pub turn_relay_ports: RangeInclusive<u16>,
+    /// `TANDEM_TURN_ALLOW_PEERS`: comma-separated networks relays may reach
+    /// although they are private, loopback, link-local or otherwise special.
+    pub turn_allow_peers: Vec<Cidr>,
+    /// `TANDEM_TURN_REALM`: the long-term credential realm.
+    pub turn_realm: String,
+    /// `TANDEM_TURN_USER_QUOTA`: allocations one user may hold.
+    pub turn_user_quota: u32,
+    /// `TANDEM_TURN_TOTAL_QUOTA`: allocations the server holds at most.
+    pub turn_total_quota: u32,
+    /// `TANDEM_TURN_MAX_BYTES_PER_SEC`: relay bandwidth of one allocation
+    /// (0: unlimited).
+    pub turn_bytes_per_sec: u64,
 }
 
 /// A variable that is set but cannot be used.
@@ -187,6 +216,47 @@ impl Config {
                 .zip(env.get("TURN_PASSWORD"))
                 .map(|(u, p)| (u, SecretString::from(p))),
             turn_credential_ttl: env.duration("TURN_CREDENTIAL_TTL", "4h")?,
+            turn_listen: match env.get("TANDEM_TURN_LISTEN").as_deref().map(str::trim) {
+                Some("off") => None,
+                _ => Some(env.parse(
+                    "TANDEM_TURN_LISTEN",
+                    "0.0.0.0:3478",
+                    "expected host:port, or off",
+                )?),
+            },
+            turn_host: env.get("TANDEM_TURN_HOST"),
+            turn_relay_ip: match env.get("TANDEM_TURN_RELAY_IP") {
+                Some(ip) => {
+                    Some(env.parse("TANDEM_TURN_RELAY_IP", &ip, "expected an IP address")?)
+                }
+                None => None,
+            },
+            turn_relay_ports: env.port_range("TANDEM_TURN_RELAY_PORTS", "49152-65535")?,
+            turn_allow_peers: env
+                .get("TANDEM_TURN_ALLOW_PEERS")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|c| !c.trim().is_empty())
+                .map(|c| {
+                    c.parse().map_err(|_| {
+                        env.error(
+                            "TANDEM_TURN_ALLOW_PEERS",
+                            c,
+                            "expected networks like 127.0.0.1/32,10.0.0.0/8",
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            turn_realm: env
+                .get("TANDEM_TURN_REALM")
+                .unwrap_or_else(|| "tandem".into()),
+            turn_user_quota: env.count("TANDEM_TURN_USER_QUOTA", "10")?,
+            turn_total_quota: env.count("TANDEM_TURN_TOTAL_QUOTA", "1000")?,
+            turn_bytes_per_sec: env.parse(
+                "TANDEM_TURN_MAX_BYTES_PER_SEC",
+                "1250000",
+                "expected bytes per second (0: unlimited)",
+            )?,
         })
     }
 
@@ -251,6 +321,23 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             )),
             None => Ok(urls),
         }
+    }
+
+    /// `low-high`, both ports, low ≤ high.
+    fn port_range(
+        &self,
+        name: &'static str,
+        default: &str,
+    ) -> Result<RangeInclusive<u16>, ConfigError> {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        let range = value.split_once('-').and_then(|(low, high)| {
+            let (low, high) = (
+                low.trim().parse::<u16>().ok()?,
+                high.trim().parse::<u16>().ok()?,
+            );
+            (low > 0 && low <= high).then_some(low..=high)
+        });
+        range.ok_or_else(|| self.error(name, &value, "expected a port range like 49152-65535"))
     }
 
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -346,5 +433,34 @@ mod tests {
         assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("5w"), None);
+    }
+
+    #[test]
+    fn embedded_turn_settings() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.turn_listen, Some("0.0.0.0:3478".parse().expect("addr")));
+        assert_eq!(c.turn_relay_ports, 49152..=65535);
+        assert!(c.turn_allow_peers.is_empty());
+        let c = config(&[
+            ("TANDEM_TURN_LISTEN", "off"),
+            ("TANDEM_TURN_RELAY_PORTS", "50000-50100"),
+            ("TANDEM_TURN_ALLOW_PEERS", "127.0.0.1/32, 10.0.0.0/8"),
+            ("TANDEM_TURN_RELAY_IP", "203.0.113.5"),
+        ])
+        .expect("valid");
+        assert_eq!(c.turn_listen, None);
+        assert_eq!(c.turn_relay_ports, 50000..=50100);
+        assert_eq!(c.turn_allow_peers.len(), 2);
+        assert_eq!(c.turn_relay_ip, Some("203.0.113.5".parse().expect("ip")));
+        for (name, bad) in [
+            ("TANDEM_TURN_LISTEN", "3478"),
+            ("TANDEM_TURN_RELAY_PORTS", "60000-50000"),
+            ("TANDEM_TURN_RELAY_PORTS", "0-10"),
+            ("TANDEM_TURN_ALLOW_PEERS", "10.0.0.0/40"),
+            ("TANDEM_TURN_RELAY_IP", "turn.example.org"),
+        ] {
+            let err = config(&[(name, bad)]).expect_err(bad);
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Tandem's HTTP application.
 //!
 //! [`Server::bind`] builds the [`App`] (choosing every subsystem's backend
-//! from the [`Config`]), binds the listener and [`Server::run`] serves until
-//! the shared [`Shutdown`] fires.
+//! from the [`Config`]), binds the listener (and the embedded TURN server's)
+//! and [`Server::run`] serves until the shared [`Shutdown`] fires.
 
 mod achievements;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod reads;
 pub mod routes;
 mod state;
 pub mod telemetry;
+pub mod turn;
 mod validate;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -39,7 +40,9 @@ impl Server {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
-        let app = AppState(Arc::new(App::build(config, clock).await?));
+        let mut app = App::build(config, clock).await?;
+        app.turn = turn::start(&app.config).await?;
+        let app = AppState(Arc::new(app));
         Ok(Self { listener, app })
     }
 

@@ -71,6 +71,8 @@ pub struct App {
     pub queue: Arc<dyn QueueBackend>,
     /// The AI provider, if `AI_BASE_URL` is set.
     pub ai: Option<AiClient>,
+    /// The embedded TURN server (started by [`crate::Server::bind`] only).
+    pub turn: Option<crate::turn::EmbeddedTurn>,
 }
 
 impl App {
@@ -150,6 +152,7 @@ impl App {
             redis,
             queue,
             ai: ai_client(&config)?,
+            turn: None,
             config,
         })
     }

@@ -1,12 +1,14 @@
 //! ICE servers for WebRTC calls in study rooms: STUN, and TURN with
 //! short-lived credentials in the TURN REST API scheme (coturn's
 //! `use-auth-secret`), so no browser ever holds a long-lived relay password.
+//! The TURN servers are the external ones configured, or else the embedded
+//! one, addressed by the host name the browser used to reach Tandem.
 
 use std::time::Duration;
 
 use axum::{
     extract::State,
-    http::{HeaderValue, header},
+    http::{HeaderMap, HeaderValue, header},
     response::IntoResponse,
 };
 use serde::Serialize;
@@ -44,21 +46,41 @@ pub struct IceServers {
 pub async fn ice_servers(
     State(app): State<AppState>,
     auth: Authenticated,
+    headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth.user_id();
     app.check_limit(&format!("ice:{user}"), 60, Duration::from_secs(60))
         .await?;
     let config = &app.config;
+    let mut stun_urls = config.stun_urls.clone();
+    let mut turn_urls = config.turn_urls.clone();
+    let mut secret = config.turn_secret.as_ref();
+    if let Some(embedded) = &app.turn {
+        let host = config
+            .turn_host
+            .clone()
+            .or_else(|| request_host(&headers))
+            .unwrap_or_else(|| embedded.server.udp_addr().ip().to_string());
+        let port = embedded.server.udp_addr().port();
+        if stun_urls.is_empty() {
+            stun_urls.push(format!("stun:{host}:{port}"));
+        }
+        turn_urls = ["udp", "tcp"]
+            .iter()
+            .map(|t| format!("turn:{host}:{port}?transport={t}"))
+            .collect();
+        secret = Some(&embedded.secret);
+    }
     let mut servers = Vec::new();
-    if !config.stun_urls.is_empty() {
+    if !stun_urls.is_empty() {
         servers.push(IceServer {
-            urls: config.stun_urls.clone(),
+            urls: stun_urls,
             username: None,
             credential: None,
         });
     }
     let ttl = config.turn_credential_ttl.as_secs();
-    let credentials = match (&config.turn_secret, &config.turn_static) {
+    let credentials = match (secret, &config.turn_static) {
         (Some(secret), _) => {
             let expires = u64::try_from(app.clock.now().timestamp()).unwrap_or(0) + ttl;
             let minted = tandem_turn::credentials::mint(
@@ -73,9 +95,9 @@ pub async fn ice_servers(
         }
         (None, None) => None,
     };
-    if let (false, Some((username, credential))) = (config.turn_urls.is_empty(), credentials) {
+    if let (false, Some((username, credential))) = (turn_urls.is_empty(), credentials) {
         servers.push(IceServer {
-            urls: config.turn_urls.clone(),
+            urls: turn_urls,
             username: Some(username),
             credential: Some(credential),
         });
@@ -86,4 +108,43 @@ pub async fn ice_servers(
     };
     let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
     Ok((no_store, axum::Json(body)))
+}
+
+/// The host part of the request's `Host` header, if it is a plain host
+/// name or IP literal (anything else is not put into a URL).
+fn request_host(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::HOST)?.to_str().ok()?;
+    let host = if let Some(rest) = value.strip_prefix('[') {
+        format!("[{}]", rest.split_once(']')?.0)
+    } else {
+        value.split(':').next()?.to_owned()
+    };
+    let plain = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    (plain && !host.is_empty() && host.len() <= 253).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(value: &str) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(value).expect("header"));
+        request_host(&headers)
+    }
+
+    #[test]
+    fn host_header_gives_the_turn_host() {
+        assert_eq!(
+            host("study.example.org").as_deref(),
+            Some("study.example.org")
+        );
+        assert_eq!(host("127.0.0.1:8080").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host("[::1]:8080").as_deref(), Some("[::1]"));
+        assert_eq!(host("evil.org/path?x"), None);
+        assert_eq!(host("a b"), None);
+        assert_eq!(host(""), None);
+    }
 }

@@ -13,7 +13,7 @@
 mod attr;
 pub mod attr_type;
 mod builder;
-mod channel;
+pub mod channel;
 mod message;
 #[cfg(test)]
 mod tests;
@@ -22,6 +22,7 @@ pub use attr::{AddressFamily, Attribute};
 pub use builder::MessageBuilder;
 pub use channel::{CHANNEL_MAX, CHANNEL_MIN, ChannelData};
 pub use message::Message;
+pub(crate) use message::hmac_sha1;
 
 /// The fixed magic cookie in every RFC 5389/8489 STUN header.
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
@@ -215,7 +216,7 @@ pub enum StunError {
     /// An attribute follows FINGERPRINT, which must be last.
     #[error("attribute after FINGERPRINT")]
     AttributeAfterFingerprint,
-    /// A ChannelData channel number is outside 0x4000–0x4FFF.
+    /// A ChannelData channel number is outside 0x4000–0x7FFF.
     #[error("channel number 0x{0:04x} out of range")]
     BadChannelNumber(u16),
     /// A value or message is too long for a 16-bit length field.

@@ -221,8 +221,8 @@ fn channel_data_round_trips_and_validates() {
         Ok(frame)
     );
     assert_eq!(
-        ChannelData::decode(&[0x50, 0, 0, 0]),
-        Err(StunError::BadChannelNumber(0x5000))
+        ChannelData::decode(&[0x80, 0, 0, 0]),
+        Err(StunError::BadChannelNumber(0x8000))
     );
     assert!(ChannelData::decode(&[0x40, 0, 0, 4, 1]).is_err());
     assert!(ChannelData::decode(&[0x40, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());

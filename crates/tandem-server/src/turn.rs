@@ -1,0 +1,59 @@
+//! The embedded TURN server, started by `serve` when no external TURN
+//! server is configured: browsers get ephemeral credentials for it from
+//! `GET /api/webrtc/ice-servers`, so the one-machine default has relay video.
+
+use anyhow::Context;
+use rand::RngCore;
+use tandem_core::{ExposeSecret, SecretString};
+use tandem_turn::server::{TurnConfig, TurnServer, detect_relay_ip};
+
+use crate::Config;
+
+/// A running embedded TURN server and the secret its credentials use.
+#[derive(Debug)]
+pub struct EmbeddedTurn {
+    /// The server (stops when dropped).
+    pub server: TurnServer,
+    /// `TURN_SECRET`, or a random one when unset (one instance only).
+    pub secret: SecretString,
+}
+
+/// Starts the embedded server unless `TURN_SERVER_URL` names external ones
+/// or `TANDEM_TURN_LISTEN=off`.
+pub async fn start(config: &Config) -> anyhow::Result<Option<EmbeddedTurn>> {
+    let Some(listen) = config.turn_listen else {
+        return Ok(None);
+    };
+    if !config.turn_urls.is_empty() {
+        return Ok(None);
+    }
+    let secret = config.turn_secret.clone().unwrap_or_else(|| {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        SecretString::from(key.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    });
+    let relay_ip = config.turn_relay_ip.unwrap_or_else(|| {
+        if listen.ip().is_unspecified() {
+            detect_relay_ip()
+        } else {
+            listen.ip()
+        }
+    });
+    let turn = TurnConfig {
+        listen,
+        relay_ip,
+        relay_ports: config.turn_relay_ports.clone(),
+        realm: config.turn_realm.clone(),
+        allow_peers: config.turn_allow_peers.clone(),
+        user_quota: config.turn_user_quota as usize,
+        total_quota: config.turn_total_quota as usize,
+        bytes_per_sec: config.turn_bytes_per_sec,
+        ..TurnConfig::new(secret.expose_secret().as_bytes().to_vec())
+    };
+    let server = TurnServer::start(turn).await.with_context(|| {
+        format!(
+            "starting the embedded TURN server on {listen} (TANDEM_TURN_LISTEN; off disables it)"
+        )
+    })?;
+    Ok(Some(EmbeddedTurn { server, secret }))
+}
