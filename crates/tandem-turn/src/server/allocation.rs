@@ -186,6 +186,8 @@ pub struct Allocation {
     pub relay: Arc<UdpSocket>,
     /// The Allocate transaction, so retransmissions get the same answer.
     pub transaction: [u8; 12],
+    /// The RESERVATION-TOKEN that answer carried, if any.
+    pub reservation: Option<[u8; 8]>,
     state: Mutex<State>,
     task: Mutex<Option<AbortHandle>>,
 }
@@ -207,6 +209,8 @@ pub struct NewAllocation {
     pub relay_addr: SocketAddr,
     /// See [`Allocation::transaction`].
     pub transaction: [u8; 12],
+    /// See [`Allocation::reservation`].
+    pub reservation: Option<[u8; 8]>,
     /// The granted lifetime.
     pub lifetime: Duration,
     /// Bytes per second this allocation may relay (0 = unlimited).
@@ -225,6 +229,7 @@ impl Allocation {
             relay_addr: n.relay_addr,
             relay: n.relay,
             transaction: n.transaction,
+            reservation: n.reservation,
             state: Mutex::new(State {
                 expires: now + n.lifetime,
                 permissions: HashMap::new(),

@@ -1,11 +1,18 @@
 //! How the server reaches a client: a UDP address on the shared listening
-//! socket, or the write half of the client's TCP connection.
+//! socket, or the write half of the client's TCP connection, written to
+//! directly by whichever task has a frame (no hop through a writer task).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Mutex;
+
+/// A TCP client that takes longer than this to accept one frame loses it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The transport a client talks to the server over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,20 +38,22 @@ pub struct ClientKey {
 pub enum Link {
     /// Datagrams from the listening socket.
     Udp(Arc<UdpSocket>, SocketAddr),
-    /// Frames to the connection's writer task.
-    Stream(mpsc::Sender<Vec<u8>>),
+    /// The connection's write half.
+    Stream(Arc<Mutex<OwnedWriteHalf>>),
 }
 
 impl Link {
     /// Sends one STUN message or ChannelData frame. Delivery is best effort,
-    /// as relayed UDP is: a closed connection or a full send buffer loses it.
+    /// as relayed UDP is: a closed connection or a client that stops reading
+    /// loses it.
     pub async fn send(&self, frame: Vec<u8>) {
         match self {
             Self::Udp(socket, to) => {
                 let _ = socket.send_to(&frame, to).await;
             }
-            Self::Stream(tx) => {
-                let _ = tx.send(frame).await;
+            Self::Stream(writer) => {
+                let mut writer = writer.lock().await;
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&frame)).await;
             }
         }
     }

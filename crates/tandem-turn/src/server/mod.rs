@@ -19,9 +19,9 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::stun::{PacketKind, frame_len, packet_kind};
@@ -258,32 +258,15 @@ async fn serve_tcp(server: Arc<Server>, listener: TcpListener) {
     }
 }
 
-/// One TCP client: frames in (STUN or ChannelData, RFC 8656 §12.5),
-/// frames out through a writer task that coalesces queued frames.
+/// One TCP client: frames in (STUN or ChannelData, RFC 8656 §12.5), and
+/// out through the shared write half.
 async fn serve_connection(server: &Arc<Server>, stream: TcpStream, from: SocketAddr) {
     let client = ClientKey {
         transport: Transport::Tcp,
         addr: from,
     };
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
-    let write = tokio::spawn(async move {
-        let mut out = Vec::with_capacity(64 * 1024);
-        while let Some(frame) = rx.recv().await {
-            out.clear();
-            out.extend_from_slice(&frame);
-            while out.len() < 64 * 1024 {
-                match rx.try_recv() {
-                    Ok(frame) => out.extend_from_slice(&frame),
-                    Err(_) => break,
-                }
-            }
-            if writer.write_all(&out).await.is_err() {
-                break;
-            }
-        }
-    });
-    let link = Link::Stream(tx);
+    let (mut reader, writer) = stream.into_split();
+    let link = Link::Stream(Arc::new(Mutex::new(writer)));
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     'connection: loop {
@@ -317,6 +300,4 @@ async fn serve_connection(server: &Arc<Server>, stream: TcpStream, from: SocketA
         buf.drain(..at);
     }
     server.end(client);
-    drop(link);
-    let _ = write.await;
 }

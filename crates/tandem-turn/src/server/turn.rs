@@ -411,7 +411,7 @@ impl Server {
                     attributes: self.allocate_attributes(
                         existing.relay_addr,
                         client,
-                        None,
+                        existing.reservation,
                         existing.state().expires,
                     ),
                     key,
@@ -502,6 +502,7 @@ impl Server {
             relay: Arc::new(relay),
             relay_addr,
             transaction: message.transaction_id,
+            reservation: token,
             lifetime,
             bytes_per_sec: self.config.bytes_per_sec,
         }));
@@ -722,6 +723,8 @@ impl Server {
         let pad = allocation.link.pads();
         loop {
             let Ok((n, peer)) = allocation.relay.recv_from(&mut buf).await else {
+                // An ICMP error report for one peer; keep serving the rest.
+                tokio::task::yield_now().await;
                 continue;
             };
             let data = &buf[..n];
