@@ -52,7 +52,7 @@ json_field() { node -e 'const o = JSON.parse(require("fs").readFileSync(process.
 env -u DATABASE_URL -u REDIS_URL DATABASE_URL="$DATABASE_URL_BENCH" REDIS_URL="$REDIS_URL_BENCH" \
   TANDEM_REDIS_PREFIX="$TANDEM_PREFIX" TANDEM_COOKIE_SECURE=false TANDEM_API_MAX_PER_MINUTE=100000000 \
   TANDEM_REGISTER_MAX_PER_IP=1000 RUST_LOG=warn \
-  "$BIN" serve --addr 127.0.0.1:0 --data-dir "$WORK/tandem-data" >"$WORK/tandem.out" 2>"$WORK/tandem.log" &
+  TANDEM_TURN_LISTEN=off "$BIN" serve --addr 127.0.0.1:0 --data-dir "$WORK/tandem-data" >"$WORK/tandem.out" 2>"$WORK/tandem.log" &
 PID[tandem]=$!
 env NODE_ENV=production PORT=0 HOST=127.0.0.1 DATABASE_URL="$DATABASE_URL_BENCH" REDIS_URL="$REDIS_URL_BENCH" \
   REDIS_PREFIX="$NODE_PREFIX" SESSION_SECRET="bench-$RAND-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" \

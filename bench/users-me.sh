@@ -39,7 +39,7 @@ create_database "$PG_DB"
 bench() {
   local mode=$1 url cookie code
   local -a envs=(TANDEM_COOKIE_SECURE=false TANDEM_API_MAX_PER_MINUTE=100000000
-    TANDEM_REGISTER_MAX_PER_IP=1000 RUST_LOG=warn)
+    TANDEM_REGISTER_MAX_PER_IP=1000 TANDEM_TURN_LISTEN=off RUST_LOG=warn)
   if [ "$mode" = distributed ]; then
     envs+=(DATABASE_URL="$DATABASE_URL_BENCH" REDIS_URL="$REDIS_URL_BENCH" TANDEM_REDIS_PREFIX="$REDIS_PREFIX")
   fi

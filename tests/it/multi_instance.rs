@@ -35,6 +35,8 @@ impl Instance {
             .env("REDIS_URL", redis_url)
             .env("TANDEM_REDIS_PREFIX", prefix)
             .env("TANDEM_DATA_DIR", dir)
+            // Its own TURN server on a free port, beside the other instances.
+            .env("TANDEM_TURN_LISTEN", "127.0.0.1:0")
             .env("TANDEM_COOKIE_SECURE", "false")
             .env(
                 "TANDEM_REALTIME_SECRET",

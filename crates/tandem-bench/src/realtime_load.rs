@@ -185,6 +185,7 @@ async fn start(args: &Args, target: &str) -> anyhow::Result<(Server, Proto)> {
                 ("TANDEM_COOKIE_SECURE", "false".to_owned()),
                 ("TANDEM_API_MAX_PER_MINUTE", "100000000".to_owned()),
                 ("TANDEM_REALTIME_MESSAGES_PER_SECOND", "100000".to_owned()),
+                ("TANDEM_TURN_LISTEN", "off".to_owned()),
                 ("RUST_LOG", "warn".to_owned()),
             ];
             if target == "tandem-redis" {
