@@ -93,15 +93,15 @@ wait_url() {
 # cookie_from NAME: the NAME=value pair of the Set-Cookie header in $WORK/headers.
 cookie_from() { tr -d '\r' <"$WORK/headers" | sed -n "s/^[Ss]et-[Cc]ookie: *\($1=[^;]*\).*/\1/p" | head -n1; }
 
-# run_wrk NAME URL COOKIE: warm-up, then the measured run of GET URL/api/users/me;
-# sets RPS/P50/P99/NON2XX[NAME] and warns about errors.
+# run_wrk NAME URL COOKIE [PATH]: warm-up, then the measured run of GET URL+PATH
+# (default /api/users/me); sets RPS/P50/P99/NON2XX[NAME] and warns about errors.
 declare -A RPS P50 P99 NON2XX
 run_wrk() {
-  local name=$1 url=$2 cookie=$3 code sockerr
-  echo "== $name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $url/api/users/me" >&2
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: $cookie" "$url/api/users/me" >/dev/null
+  local name=$1 url=$2 cookie=$3 path=${4:-/api/users/me} code sockerr
+  echo "== $name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $url$path" >&2
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: $cookie" "$url$path" >/dev/null
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $cookie" \
-    "$url/api/users/me" | tee "$WORK/$name.wrk" >&2
+    "$url$path" | tee "$WORK/$name.wrk" >&2
   RPS[$name]=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.wrk")
   P50[$name]=$(awk '$1 == "50%" {print $2}' "$WORK/$name.wrk")
   P99[$name]=$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")
@@ -111,8 +111,8 @@ run_wrk() {
   [ "${NON2XX[$name]}" = 0 ] || echo "WARNING: $name: ${NON2XX[$name]} non-2xx/3xx responses" >&2
   sockerr=$(grep '^ *Socket errors' "$WORK/$name.wrk" || true)
   [ -z "$sockerr" ] || echo "WARNING: $name:$sockerr" >&2
-  code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$url/api/users/me") || true
-  [ "$code" = 200 ] || echo "WARNING: $name: after the run GET /api/users/me gave $code" >&2
+  code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$url$path") || true
+  [ "$code" = 200 ] || echo "WARNING: $name: after the run GET $path gave $code" >&2
 }
 
 # machine: one line describing this machine, for BENCHMARKS.md.

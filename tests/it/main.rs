@@ -14,6 +14,7 @@ mod jobs_api;
 pub mod multi_instance;
 mod queue;
 mod realtime;
+mod replicas;
 mod rooms;
 mod sessions;
 mod system;

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod models;
 pub mod partners;
 pub mod postgres;
+pub mod replicas;
 mod rows;
 mod shared;
 mod shared_rooms;

@@ -23,6 +23,11 @@ impl PostgresDatabase {
             .await?;
         Ok(Self { pool })
     }
+
+    /// Wraps an existing pool (a replica's, from [`crate::replicas`]).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
 }
 
 impl_database!(PostgresDatabase, "postgres", "./migrations/postgres");

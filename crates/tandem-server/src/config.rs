@@ -22,6 +22,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `DATABASE_URL`: `postgres://…` for PostgreSQL; unset → SQLite in the data dir.
     pub database_url: Option<SecretString>,
+    /// `DATABASE_READ_REPLICA_URL`: comma-separated `postgres://` URLs of
+    /// streaming replicas (with a PostgreSQL `DATABASE_URL`).
+    pub database_read_replica_urls: Vec<SecretString>,
+    /// `TANDEM_REPLICA_MAX_LAG`: a replica further behind (while behind) serves no reads.
+    pub replica_max_lag: Duration,
+    /// `TANDEM_REPLICA_MAX_LAG_BYTES`: a replica this many WAL bytes behind serves no reads.
+    pub replica_max_lag_bytes: u64,
     /// `DATABASE_MAX_CONNECTIONS`: pool size per instance.
     pub database_max_connections: u32,
     /// `TANDEM_AUTO_MIGRATE`: apply migrations when `serve` starts.
@@ -147,6 +154,30 @@ impl Config {
                 .unwrap_or_else(|| "./data".into())
                 .into(),
             database_url: env.get("DATABASE_URL").map(SecretString::from),
+            database_read_replica_urls: env
+                .get("DATABASE_READ_REPLICA_URL")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| {
+                    if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+                        Ok(SecretString::from(u.to_owned()))
+                    } else {
+                        Err(env.error(
+                            "DATABASE_READ_REPLICA_URL",
+                            "(a URL, not shown)",
+                            "expected postgres:// URLs",
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            replica_max_lag: env.duration("TANDEM_REPLICA_MAX_LAG", "30s")?,
+            replica_max_lag_bytes: env.parse(
+                "TANDEM_REPLICA_MAX_LAG_BYTES",
+                "16777216",
+                "expected bytes",
+            )?,
             database_max_connections: env.parse(
                 "DATABASE_MAX_CONNECTIONS",
                 "10",
@@ -462,5 +493,28 @@ mod tests {
             let err = config(&[(name, bad)]).expect_err(bad);
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn replica_settings() {
+        let c = config(&[]).expect("defaults");
+        assert!(c.database_read_replica_urls.is_empty());
+        assert_eq!(c.replica_max_lag, Duration::from_secs(30));
+        let c = config(&[(
+            "DATABASE_READ_REPLICA_URL",
+            "postgres://a@r1:5432/t, postgresql://a@r2/t",
+        )])
+        .expect("valid");
+        assert_eq!(c.database_read_replica_urls.len(), 2);
+        let err = config(&[("DATABASE_READ_REPLICA_URL", "mysql://secret@r1/t")])
+            .expect_err("not postgres");
+        assert!(
+            err.to_string().contains("DATABASE_READ_REPLICA_URL"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains("secret"),
+            "never echo a URL: {err}"
+        );
     }
 }

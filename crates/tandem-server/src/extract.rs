@@ -51,6 +51,9 @@ impl FromRequestParts<AppState> for Authenticated {
             .resolve(&token)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
+        if let Some(writer) = parts.extensions.get::<crate::replicas::Writer>() {
+            writer.set(session.user_id);
+        }
         Ok(Self { session })
     }
 }

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod jobs;
 mod passwords;
 pub mod reads;
+pub mod replicas;
 pub mod routes;
 mod state;
 pub mod telemetry;

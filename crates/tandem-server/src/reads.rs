@@ -32,12 +32,15 @@ pub fn user_tag(id: Uuid) -> String {
 
 /// A user and their profile (`user:{id}`).
 pub async fn profile(app: &AppState, id: Uuid) -> Result<Option<(User, Profile)>, ApiError> {
-    let db = app.db.clone();
+    let reader = app.clone();
     let tag = user_tag(id);
+    let key = tag.clone();
     let loaded = app
         .cache
         .get_or_load(&tag, USER_TTL, &[&tag], move || async move {
-            db.profile(id).await
+            reader
+                .read_for_cache(&[&key], |db| async move { db.profile(id).await })
+                .await
         })
         .await?;
     Ok(loaded)
@@ -45,17 +48,23 @@ pub async fn profile(app: &AppState, id: Uuid) -> Result<Option<(User, Profile)>
 
 /// After a change to user `id`'s account or profile.
 pub async fn user_changed(app: &AppState, id: Uuid) {
-    app.cache.invalidate_tag(&user_tag(id)).await;
+    let tag = user_tag(id);
+    app.changed(&[&tag]).await;
+    app.cache.invalidate_tag(&tag).await;
 }
 
 /// Scheduled sessions not over yet, soonest first (`sessions:upcoming`).
 pub async fn upcoming_sessions(app: &AppState) -> Result<Vec<StudySession>, ApiError> {
-    let db = app.db.clone();
+    let reader = app.clone();
     let now = app.clock.now();
     let mut loaded: Vec<StudySession> = app
         .cache
         .get_or_load(UPCOMING_KEY, SESSIONS_TTL, &[], move || async move {
-            db.upcoming_study_sessions(now, UPCOMING_LIMIT).await
+            reader
+                .read_for_cache(&[UPCOMING_KEY], |db| async move {
+                    db.upcoming_study_sessions(now, UPCOMING_LIMIT).await
+                })
+                .await
         })
         .await?;
     // The list may be up to 2 minutes old: drop sessions that ended since.
@@ -66,15 +75,18 @@ pub async fn upcoming_sessions(app: &AppState) -> Result<Vec<StudySession>, ApiE
 
 /// The sessions a user belongs to (`sessions:{userId}`).
 pub async fn my_sessions(app: &AppState, user_id: Uuid) -> Result<Vec<StudySession>, ApiError> {
-    let db = app.db.clone();
+    let reader = app.clone();
+    let key = format!("sessions:{user_id}");
+    let mark = key.clone();
     let loaded = app
         .cache
-        .get_or_load(
-            &format!("sessions:{user_id}"),
-            SESSIONS_TTL,
-            &[],
-            move || async move { db.study_sessions_of(user_id, 200).await },
-        )
+        .get_or_load(&key, SESSIONS_TTL, &[], move || async move {
+            reader
+                .read_for_cache(&[&mark], |db| async move {
+                    db.study_sessions_of(user_id, 200).await
+                })
+                .await
+        })
         .await?;
     Ok(loaded)
 }
@@ -83,6 +95,13 @@ pub async fn my_sessions(app: &AppState, user_id: Uuid) -> Result<Vec<StudySessi
 /// the lists and achievements of everyone in it (`members`, plus anyone who
 /// just left) are stale.
 pub async fn session_changed(app: &AppState, members: &[Uuid]) {
+    let lists: Vec<String> = members.iter().map(|u| format!("sessions:{u}")).collect();
+    let keys: Vec<&str> = lists
+        .iter()
+        .map(String::as_str)
+        .chain([UPCOMING_KEY])
+        .collect();
+    app.changed(&keys).await;
     app.cache.invalidate(UPCOMING_KEY).await;
     for user_id in members {
         app.cache.invalidate(&format!("sessions:{user_id}")).await;
@@ -103,7 +122,8 @@ pub struct AchievementStatus {
 }
 
 /// The catalog with my progress (`achievements:{userId}`). Loading it first
-/// awards whatever my sessions have earned since the last load.
+/// awards whatever my sessions have earned since the last load: a write, so
+/// it runs on the primary.
 pub async fn achievements(
     app: &AppState,
     user_id: Uuid,
@@ -155,19 +175,20 @@ async fn award_and_list(
 
 /// A public configuration value (`config:{key}`).
 pub async fn config(app: &AppState, key: &str) -> Result<Option<serde_json::Value>, ApiError> {
-    let db = app.db.clone();
-    let owned = key.to_owned();
+    let reader = app.clone();
+    let cache_key = format!("config:{key}");
+    let (owned, mark) = (key.to_owned(), cache_key.clone());
     // JSON values are stored as text: MessagePack cannot round-trip arbitrary JSON.
     let loaded: Option<String> = app
         .cache
-        .get_or_load(
-            &format!("config:{key}"),
-            CONFIG_TTL,
-            &[],
-            move || async move {
-                Ok::<_, tandem_db::DbError>(db.config_value(&owned).await?.map(|v| v.to_string()))
-            },
-        )
+        .get_or_load(&cache_key, CONFIG_TTL, &[], move || async move {
+            reader
+                .read_for_cache(&[&mark], |db| {
+                    let owned = owned.clone();
+                    async move { Ok(db.config_value(&owned).await?.map(|v| v.to_string())) }
+                })
+                .await
+        })
         .await?;
     Ok(loaded.and_then(|text| serde_json::from_str(&text).ok()))
 }

@@ -108,6 +108,10 @@ pub fn router(app: AppState) -> Router {
                 "This endpoint does not accept that method.",
             )
         })
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::replicas::track_writes,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), api_rate_limit))
         .layer(middleware::from_fn(same_origin_writes))
         .layer(DefaultBodyLimit::max(max_body))

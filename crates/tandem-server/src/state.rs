@@ -10,7 +10,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tandem_ai::{AiClient, AiConfig};
 use tandem_cache::{Cache, CacheConfig};
 use tandem_core::{Clock, ExposeSecret, Shutdown};
-use tandem_db::{ConnectOptions, Database};
+use tandem_db::{
+    ConnectOptions, Database,
+    replicas::{ReplicaPolicy, ReplicaSet},
+};
 use tandem_queue::{QueueBackend, Retention, database::DatabaseQueue, redis::RedisQueue};
 use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter, RedisLimiter};
 use tandem_realtime::{
@@ -22,7 +25,7 @@ use tandem_realtime::{
 };
 use tandem_sessions::{DbSessionStore, RedisSessionStore, SessionPolicy, SessionStore, Sessions};
 
-use crate::{ApiError, config::Config, passwords::Passwords, telemetry};
+use crate::{ApiError, config::Config, passwords::Passwords, replicas::WriteMarks, telemetry};
 
 /// Cheap-to-clone handle to the [`App`].
 #[derive(Clone)]
@@ -71,6 +74,9 @@ pub struct App {
     pub queue: Arc<dyn QueueBackend>,
     /// The AI provider, if `AI_BASE_URL` is set.
     pub ai: Option<AiClient>,
+    /// Read replicas and the write positions reads wait for, when
+    /// `DATABASE_READ_REPLICA_URL` is set.
+    pub replicas: Option<(Arc<ReplicaSet>, WriteMarks)>,
     /// The embedded TURN server (started by [`crate::Server::bind`] only).
     pub turn: Option<crate::turn::EmbeddedTurn>,
 }
@@ -93,6 +99,8 @@ impl App {
             Some(url) => Some(connect_redis(url.expose_secret()).await?),
             None => None,
         };
+        let shutdown = Shutdown::new();
+        let replicas = connect_replicas(&config, &db, &options, redis.as_ref(), &shutdown).await?;
         let policy = SessionPolicy {
             idle_timeout: chrono_duration(config.session_idle_timeout),
             absolute_timeout: chrono_duration(config.session_absolute_timeout),
@@ -145,13 +153,14 @@ impl App {
             chat_batcher,
             realtime_presence,
             realtime_tokens: realtime_signer(&config),
-            shutdown: Shutdown::new(),
+            shutdown,
             metrics: telemetry::metrics_handle(),
             clock,
             db,
             redis,
             queue,
             ai: ai_client(&config)?,
+            replicas,
             turn: None,
             config,
         })
@@ -172,6 +181,60 @@ impl App {
 
 fn limit_name(key: &str) -> String {
     key.split(':').take(2).collect::<Vec<_>>().join(":")
+}
+
+/// The replica set, if `DATABASE_READ_REPLICA_URL` is set, with its health
+/// check running until `shutdown`.
+async fn connect_replicas(
+    config: &Config,
+    primary: &Arc<dyn Database>,
+    options: &ConnectOptions,
+    redis: Option<&ConnectionManager>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<(Arc<ReplicaSet>, WriteMarks)>> {
+    if config.database_read_replica_urls.is_empty() {
+        return Ok(None);
+    }
+    let Some(url) = config
+        .database_url
+        .as_ref()
+        .map(|u| u.expose_secret())
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        anyhow::bail!("DATABASE_READ_REPLICA_URL needs a postgres:// DATABASE_URL (the primary)");
+    };
+    let urls: Vec<String> = config
+        .database_read_replica_urls
+        .iter()
+        .map(|u| u.expose_secret().to_owned())
+        .collect();
+    let policy = ReplicaPolicy {
+        max_lag: config.replica_max_lag,
+        max_lag_bytes: config.replica_max_lag_bytes,
+        ..ReplicaPolicy::default()
+    };
+    let set = Arc::new(
+        ReplicaSet::connect(primary.clone(), url, &urls, options, policy)
+            .await
+            .context("connecting to the read replicas (DATABASE_READ_REPLICA_URL)")?,
+    );
+    let checks = set.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = stop.wait() => {}
+            () = checks.run_health_checks() => {}
+        }
+    });
+    let marks = WriteMarks::new(
+        redis.map(|conn| (conn.clone(), config.redis_prefix.clone())),
+        config.replica_max_lag + Duration::from_secs(5),
+    );
+    tracing::info!(
+        replicas = urls.len(),
+        "reading from replicas with read-your-writes"
+    );
+    Ok(Some((set, marks)))
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {

@@ -97,8 +97,15 @@ pub async fn history(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid("limit", "Use 1 to 100."));
     }
-    require_member(&app, id, auth.user_id()).await?;
-    let messages = app.db.messages(id, page.before, limit).await?;
+    let user = auth.user_id();
+    require_member(&app, id, user).await?;
+    let before = page.before;
+    let messages = app
+        .read(
+            user,
+            |db| async move { db.messages(id, before, limit).await },
+        )
+        .await?;
     let full = i64::try_from(messages.len()).unwrap_or(i64::MAX) == limit;
     let next_before = messages.last().filter(|_| full).map(|m| m.id);
     Ok(axum::Json(MessagePage {
@@ -108,7 +115,9 @@ pub async fn history(
 }
 
 async fn require_member(app: &AppState, session: Uuid, user: Uuid) -> Result<(), ApiError> {
-    let members = app.db.members(session).await?;
+    let members = app
+        .read(user, |db| async move { db.members(session).await })
+        .await?;
     if members.iter().any(|m| m.user_id == user) {
         return Ok(());
     }

@@ -141,11 +141,15 @@ pub async fn mine(
         (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn detail(
     State(app): State<AppState>,
-    _auth: Authenticated,
+    auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let session = find(&app, id).await?;
-    let members = app.db.members(id).await?;
+    let (session, members) = app
+        .read(auth.user_id(), |db| async move {
+            Ok((db.study_session(id).await?, db.members(id).await?))
+        })
+        .await?;
+    let session = session.ok_or(ApiError::NotFound("study session"))?;
     Ok(axum::Json(StudySessionDetail { session, members }))
 }
 
