@@ -303,12 +303,7 @@ impl ReplicaSet {
             _ => None,
         };
         for replica in &self.replicas {
-            let query = sqlx::query_as::<_, (bool, Option<String>, Option<f64>)>(
-                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, \
-                 EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
-            )
-            .fetch_one(&replica.pool);
-            let seen = tokio::time::timeout(timeout, query).await;
+            let seen = tokio::time::timeout(timeout, Self::probe(&replica.pool, timeout)).await;
             let was_usable = replica.health().usable;
             let health = match seen {
                 Ok(Ok((in_recovery, replayed, since))) => {
@@ -353,6 +348,30 @@ impl ReplicaSet {
                 *h = ReplicaHealth { replayed, ..health };
             });
         }
+    }
+
+    /// Asks one replica for its recovery state, replay position and the age
+    /// of its last replayed transaction, under a statement timeout (the
+    /// caller's timer also covers connecting).
+    async fn probe(
+        pool: &PgPool,
+        timeout: Duration,
+    ) -> Result<(bool, Option<String>, Option<f64>), sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(&format!(
+            "SET LOCAL statement_timeout = {}",
+            timeout.as_millis().max(1)
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let seen = sqlx::query_as(
+            "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, \
+             EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(seen)
     }
 
     /// Runs [`Self::check`] every `check_interval`, forever (abort the task
