@@ -70,6 +70,9 @@ pub struct Config {
     pub register_max_per_ip: u32,
     /// `TANDEM_API_MAX_PER_MINUTE`: API requests per client IP per minute, per instance.
     pub api_max_per_minute: u32,
+    /// `ASSET_PREFIX`: origin (and path) the page loads its assets from, e.g.
+    /// a CDN in front of this server (`https://cdn.example.org`); empty: same origin.
+    pub asset_prefix: String,
     /// `TANDEM_MAX_BODY_BYTES`: largest accepted request body.
     pub max_body_bytes: usize,
     /// `TANDEM_LOG_FORMAT`: `pretty` or `json`.
@@ -213,6 +216,24 @@ impl Config {
             register_max_per_ip: env.count("TANDEM_REGISTER_MAX_PER_IP", "20")?,
             api_max_per_minute: env.count("TANDEM_API_MAX_PER_MINUTE", "1200")?,
             max_body_bytes: env.parse("TANDEM_MAX_BODY_BYTES", "65536", "expected bytes")?,
+            asset_prefix: match env.get("ASSET_PREFIX") {
+                None => String::new(),
+                Some(p) => {
+                    let p = p.trim().trim_end_matches('/').to_owned();
+                    let plain = p
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._~:/%".contains(c));
+                    let scheme = p.starts_with("https://") || p.starts_with("http://");
+                    if !(plain && scheme && p.len() > "https://".len()) {
+                        return Err(env.error(
+                            "ASSET_PREFIX",
+                            &p,
+                            "expected an http(s) URL like https://cdn.example.org",
+                        ));
+                    }
+                    p
+                }
+            },
             log_json: match env.get("TANDEM_LOG_FORMAT").as_deref() {
                 None | Some("pretty") => false,
                 Some("json") => true,

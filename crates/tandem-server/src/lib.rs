@@ -5,6 +5,7 @@
 //! and [`Server::run`] serves until the shared [`Shutdown`] fires.
 
 mod achievements;
+pub mod assets;
 pub mod config;
 mod cookies;
 pub mod error;

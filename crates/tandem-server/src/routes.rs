@@ -58,6 +58,22 @@ struct ApiDoc;
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' https: data:; \
     connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
+/// The page's policy: [`CONTENT_SECURITY_POLICY`], with the asset origin
+/// allowed for scripts, styles and images when `ASSET_PREFIX` is set.
+pub fn page_security_policy(asset_prefix: &str) -> String {
+    let origin = asset_prefix
+        .split_once("://")
+        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)));
+    match origin {
+        Some(origin) => format!(
+            "default-src 'self'; script-src 'self' {origin}; style-src 'self' {origin}; \
+             img-src 'self' {origin} https: data:; connect-src 'self' ws: wss:; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        ),
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+    }
+}
+
 /// Builds the full application router.
 pub fn router(app: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())

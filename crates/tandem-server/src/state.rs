@@ -77,6 +77,10 @@ pub struct App {
     /// Read replicas and the write positions reads wait for, when
     /// `DATABASE_READ_REPLICA_URL` is set.
     pub replicas: Option<(Arc<ReplicaSet>, WriteMarks)>,
+    /// The web page, its asset URLs under `ASSET_PREFIX`.
+    pub index_page: crate::assets::Asset,
+    /// The page's Content-Security-Policy (allows the asset origin).
+    pub index_csp: String,
     /// The embedded TURN server (started by [`crate::Server::bind`] only).
     pub turn: Option<crate::turn::EmbeddedTurn>,
 }
@@ -161,6 +165,8 @@ impl App {
             queue,
             ai: ai_client(&config)?,
             replicas,
+            index_page: crate::assets::index_page(&config.asset_prefix),
+            index_csp: crate::routes::page_security_policy(&config.asset_prefix),
             turn: None,
             config,
         })

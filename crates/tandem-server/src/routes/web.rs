@@ -1,51 +1,25 @@
-//! The web app shell: static files compiled into the binary, so `tandem
-//! serve` needs nothing else on disk.
+//! The web app shell, as a CDN origin: the page (`no-cache` + ETag) and the
+//! content-hashed assets (`immutable` for a year), each in brotli, gzip or
+//! plain as the client accepts, with `Vary: Accept-Encoding` and 304s for
+//! matching `If-None-Match`. Built from files compiled into the binary
+//! ([`crate::assets`]), so `tandem serve` needs nothing else on disk.
 
 use axum::{
     Router,
-    extract::Path,
-    http::{HeaderValue, StatusCode, header},
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 
-use crate::{AppState, error::problem};
+use crate::{
+    AppState,
+    assets::{self, Asset},
+    error::problem,
+};
 
-const INDEX: &str = include_str!("../../web/index.html");
-
-/// (name, content type, bytes) of every asset under `/assets/`.
-const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/app.js"),
-    ),
-    (
-        "jobs.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/jobs.js"),
-    ),
-    (
-        "call.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/call.js"),
-    ),
-    (
-        "api.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/api.js"),
-    ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_str!("../../web/style.css"),
-    ),
-    (
-        "logo.svg",
-        "image/svg+xml",
-        include_str!("../../web/logo.svg"),
-    ),
-];
+/// A year: hashed names never change content.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// `/` and `/assets/{file}`.
 pub fn router() -> Router<AppState> {
@@ -54,24 +28,74 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{file}", get(asset))
 }
 
-async fn index() -> Response {
-    let mut response = axum::response::Html(INDEX).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let mut response = respond(&app.index_page, &headers, "no-cache");
+    if let Ok(csp) = HeaderValue::from_str(&app.index_csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     response
 }
 
-async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            *body,
-        )
-            .into_response(),
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let bundle = assets::bundle();
+    if let Some(asset) = bundle.files.get(&file) {
+        return respond(asset, &headers, IMMUTABLE);
+    }
+    // The plain name still works (old pages, bookmarks), revalidated.
+    match bundle
+        .names
+        .get(file.as_str())
+        .and_then(|hashed| bundle.files.get(hashed))
+    {
+        Some(asset) => respond(asset, &headers, "no-cache"),
         None => problem(StatusCode::NOT_FOUND, "No such asset."),
     }
+}
+
+/// The negotiated variant, or 304 when the client's copy is current.
+fn respond(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> Response {
+    let accept = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let (encoding, body) = asset.negotiate(accept);
+    let etag = asset.etag(encoding);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut ok = body.into_response();
+        ok.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(asset.content_type),
+        );
+        if let Some(coding) = encoding.header() {
+            ok.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        ok
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    // Module scripts from a CDN host are fetched with CORS.
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, etag);
+    }
+    response
 }
