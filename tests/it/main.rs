@@ -11,6 +11,7 @@ mod bad_input;
 mod cache;
 mod conformance;
 mod coturn;
+mod images;
 mod jobs_api;
 pub mod multi_instance;
 mod queue;

@@ -73,6 +73,15 @@ pub struct Config {
     /// `ASSET_PREFIX`: origin (and path) the page loads its assets from, e.g.
     /// a CDN in front of this server (`https://cdn.example.org`); empty: same origin.
     pub asset_prefix: String,
+    /// `TANDEM_UPLOAD_MAX_BYTES`: largest image upload (avatars).
+    pub upload_max_bytes: usize,
+    /// `TANDEM_IMAGE_SIZES`: widths and heights `/cdn-cgi/image/` accepts.
+    pub image_sizes: Vec<u32>,
+    /// `TANDEM_IMAGE_QUALITIES`: qualities `/cdn-cgi/image/` accepts.
+    pub image_qualities: Vec<u8>,
+    /// `TANDEM_IMAGE_CACHE_MB`: memory for resized variants (0: no cache
+    /// and no coalescing; for benchmarks).
+    pub image_cache_mb: u64,
     /// `TANDEM_MAX_BODY_BYTES`: largest accepted request body.
     pub max_body_bytes: usize,
     /// `TANDEM_LOG_FORMAT`: `pretty` or `json`.
@@ -216,6 +225,13 @@ impl Config {
             register_max_per_ip: env.count("TANDEM_REGISTER_MAX_PER_IP", "20")?,
             api_max_per_minute: env.count("TANDEM_API_MAX_PER_MINUTE", "1200")?,
             max_body_bytes: env.parse("TANDEM_MAX_BODY_BYTES", "65536", "expected bytes")?,
+            upload_max_bytes: env.parse("TANDEM_UPLOAD_MAX_BYTES", "5242880", "expected bytes")?,
+            image_sizes: env.list(
+                "TANDEM_IMAGE_SIZES",
+                "16,32,48,64,96,128,256,384,640,720,750,828,1080,1200,1920,2048",
+            )?,
+            image_qualities: env.list("TANDEM_IMAGE_QUALITIES", "50,60,70,75,80,85,90")?,
+            image_cache_mb: env.parse("TANDEM_IMAGE_CACHE_MB", "64", "expected megabytes")?,
             asset_prefix: match env.get("ASSET_PREFIX") {
                 None => String::new(),
                 Some(p) => {
@@ -373,6 +389,22 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             )),
             None => Ok(urls),
         }
+    }
+
+    /// A comma-separated list of positive numbers.
+    fn list<T: std::str::FromStr + PartialEq + Default>(
+        &self,
+        name: &'static str,
+        default: &str,
+    ) -> Result<Vec<T>, ConfigError> {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        let items: Option<Vec<T>> = value
+            .split(',')
+            .map(|v| v.trim().parse::<T>().ok().filter(|n| *n != T::default()))
+            .collect();
+        items
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| self.error(name, &value, "expected positive numbers like 640,750,828"))
     }
 
     /// `low-high`, both ports, low ≤ high.

@@ -10,6 +10,7 @@ pub mod config;
 mod cookies;
 pub mod error;
 pub mod extract;
+pub mod images;
 pub mod jobs;
 mod passwords;
 pub mod reads;

@@ -5,12 +5,14 @@ pub mod ai;
 pub mod auth;
 pub mod catalog;
 pub mod chat;
+pub mod images;
 pub mod jobs;
 pub mod partners;
 pub mod realtime;
 pub mod sessions;
 pub mod study_sessions;
 pub mod system;
+pub mod uploads;
 pub mod users;
 pub mod web;
 pub mod webrtc;
@@ -31,7 +33,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::{
+    router::{OpenApiRouter, UtoipaMethodRouterExt},
+    routes,
+};
 
 use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
 
@@ -76,6 +81,7 @@ pub fn page_security_policy(asset_prefix: &str) -> String {
 
 /// Builds the full application router.
 pub fn router(app: AppState) -> Router {
+    let upload_max = app.config.upload_max_bytes;
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
@@ -85,6 +91,7 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(sessions::revoke))
         .routes(routes!(users::me, users::update_me, users::delete_me))
         .routes(routes!(users::public_profile))
+        .routes(routes!(uploads::upload_avatar).layer(DefaultBodyLimit::max(upload_max)))
         .routes(routes!(study_sessions::create, study_sessions::upcoming))
         .routes(routes!(study_sessions::mine))
         .routes(routes!(study_sessions::detail))
@@ -114,6 +121,8 @@ pub fn router(app: AppState) -> Router {
             get(move || async move { axum::Json(openapi.as_ref().clone()) }),
         )
         .route("/metrics", get(system::metrics))
+        .route("/cdn-cgi/image/{options}/{*source}", get(images::image))
+        .route("/uploads/{*key}", get(uploads::original))
         .route("/realtime/v1/websocket", get(realtime::websocket))
         .route("/realtime/v1/api/broadcast", post(realtime::rest_broadcast))
         .merge(web::router())

@@ -77,6 +77,10 @@ pub struct App {
     /// Read replicas and the write positions reads wait for, when
     /// `DATABASE_READ_REPLICA_URL` is set.
     pub replicas: Option<(Arc<ReplicaSet>, WriteMarks)>,
+    /// Uploads and resized variants (a folder under the data dir).
+    pub store: Arc<dyn tandem_store::ObjectStore>,
+    /// Resized images for `/cdn-cgi/image/`.
+    pub images: crate::images::Images,
     /// The web page, its asset URLs under `ASSET_PREFIX`.
     pub index_page: crate::assets::Asset,
     /// The page's Content-Security-Policy (allows the asset origin).
@@ -104,6 +108,9 @@ impl App {
             None => None,
         };
         let shutdown = Shutdown::new();
+        let objects: Arc<dyn tandem_store::ObjectStore> = Arc::new(tandem_store::LocalStore::new(
+            config.data_dir.join("objects"),
+        ));
         let replicas = connect_replicas(&config, &db, &options, redis.as_ref(), &shutdown).await?;
         let policy = SessionPolicy {
             idle_timeout: chrono_duration(config.session_idle_timeout),
@@ -165,6 +172,16 @@ impl App {
             queue,
             ai: ai_client(&config)?,
             replicas,
+            images: crate::images::Images::new(
+                tandem_images::Policy {
+                    sizes: config.image_sizes.clone(),
+                    qualities: config.image_qualities.clone(),
+                    ..tandem_images::Policy::default()
+                },
+                config.image_cache_mb << 20,
+                objects.clone(),
+            ),
+            store: objects,
             index_page: crate::assets::index_page(&config.asset_prefix),
             index_csp: crate::routes::page_security_policy(&config.asset_prefix),
             turn: None,

@@ -185,7 +185,7 @@ fn availability(windows: Vec<AvailabilityWindow>) -> Result<Vec<AvailabilityWind
 fn avatar_url(raw: &str) -> Result<String, String> {
     let url = raw.trim();
     let ok = url.len() <= 2048
-        && (url.starts_with("https://") || url.starts_with("/media/"))
+        && (url.starts_with("https://") || url.starts_with("/uploads/"))
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(url.to_owned())

@@ -1,0 +1,300 @@
+//! Cloudflare Image Resizing options (`width=720,quality=80,format=auto`),
+//! restricted to what the operator allows.
+
+use std::fmt;
+
+/// How the image fits the requested box (Cloudflare's `fit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fit {
+    /// Fit inside the box, never enlarging (the default).
+    ScaleDown,
+    /// Fit inside the box, enlarging if needed.
+    Contain,
+    /// Fill the box exactly, cropping the overflow (centred).
+    Cover,
+    /// Like `cover`, but never enlarging.
+    Crop,
+    /// Fit inside the box and pad the rest (white) to exactly its size.
+    Pad,
+}
+
+impl Fit {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "scale-down" => Self::ScaleDown,
+            "contain" => Self::Contain,
+            "cover" => Self::Cover,
+            "crop" => Self::Crop,
+            "pad" => Self::Pad,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::ScaleDown => "scale-down",
+            Self::Contain => "contain",
+            Self::Cover => "cover",
+            Self::Crop => "crop",
+            Self::Pad => "pad",
+        }
+    }
+}
+
+/// The output format asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    /// The best the client's `Accept` header allows (WebP, else JPEG, or
+    /// PNG for images with transparency).
+    Auto,
+    /// JPEG.
+    Jpeg,
+    /// Lossy WebP.
+    Webp,
+    /// PNG.
+    Png,
+}
+
+impl OutputFormat {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "auto" => Self::Auto,
+            "jpeg" | "jpg" | "baseline-jpeg" => Self::Jpeg,
+            "webp" => Self::Webp,
+            "png" => Self::Png,
+            _ => return None,
+        })
+    }
+
+    /// The canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Jpeg => "jpeg",
+            Self::Webp => "webp",
+            Self::Png => "png",
+        }
+    }
+}
+
+/// What an operator allows.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Allowed `width` and `height` values (before `dpr`).
+    pub sizes: Vec<u32>,
+    /// Allowed `quality` values.
+    pub qualities: Vec<u8>,
+    /// Quality when none is given.
+    pub default_quality: u8,
+    /// Largest `dpr`.
+    pub max_dpr: u8,
+}
+
+impl Default for Policy {
+    /// Next.js's `imageSizes` and `deviceSizes`, plus 720; qualities 50–90.
+    fn default() -> Self {
+        Self {
+            sizes: vec![
+                16, 32, 48, 64, 96, 128, 256, 384, 640, 720, 750, 828, 1080, 1200, 1920, 2048,
+            ],
+            qualities: vec![50, 60, 70, 75, 80, 85, 90],
+            default_quality: 80,
+            max_dpr: 3,
+        }
+    }
+}
+
+/// A validated request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Options {
+    /// Box width in pixels (after `dpr`).
+    pub width: Option<u32>,
+    /// Box height in pixels (after `dpr`).
+    pub height: Option<u32>,
+    /// How to fit the box.
+    pub fit: Fit,
+    /// Encoder quality, 1–100.
+    pub quality: u8,
+    /// Output format.
+    pub format: OutputFormat,
+}
+
+/// Why options were refused (answered with 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// An option this endpoint does not know.
+    #[error("unknown option {0:?}")]
+    Unknown(String),
+    /// A value that does not parse.
+    #[error("invalid value for {0}")]
+    Invalid(&'static str),
+    /// A size outside the allowed set.
+    #[error("{name} must be one of {allowed}")]
+    NotAllowed {
+        /// The option.
+        name: &'static str,
+        /// The allowed values.
+        allowed: String,
+    },
+    /// The same option twice.
+    #[error("{0} given twice")]
+    Repeated(&'static str),
+}
+
+fn list<T: fmt::Display>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Options {
+    /// Parses comma-separated `key=value` options (Cloudflare's names and
+    /// short forms `w`, `h`, `q`, `f`).
+    pub fn parse(text: &str, policy: &Policy) -> Result<Self, OptionsError> {
+        let mut width = None;
+        let mut height = None;
+        let mut fit = None;
+        let mut quality = None;
+        let mut format = None;
+        let mut dpr = None;
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| OptionsError::Unknown(part.chars().take(32).collect()))?;
+            let (key, value) = (key.trim(), value.trim());
+            fn set<T>(slot: &mut Option<T>, name: &'static str, v: T) -> Result<(), OptionsError> {
+                if slot.replace(v).is_some() {
+                    return Err(OptionsError::Repeated(name));
+                }
+                Ok(())
+            }
+            match key {
+                "width" | "w" => set(&mut width, "width", size(value, "width", policy)?)?,
+                "height" | "h" => set(&mut height, "height", size(value, "height", policy)?)?,
+                "fit" => set(
+                    &mut fit,
+                    "fit",
+                    Fit::parse(value).ok_or(OptionsError::Invalid("fit"))?,
+                )?,
+                "quality" | "q" => {
+                    let q: u8 = value
+                        .parse()
+                        .map_err(|_| OptionsError::Invalid("quality"))?;
+                    if !policy.qualities.contains(&q) {
+                        return Err(OptionsError::NotAllowed {
+                            name: "quality",
+                            allowed: list(&policy.qualities),
+                        });
+                    }
+                    set(&mut quality, "quality", q)?;
+                }
+                "format" | "f" => set(
+                    &mut format,
+                    "format",
+                    OutputFormat::parse(value).ok_or(OptionsError::Invalid("format"))?,
+                )?,
+                "dpr" => {
+                    let d: u8 = value.parse().map_err(|_| OptionsError::Invalid("dpr"))?;
+                    if d == 0 || d > policy.max_dpr {
+                        return Err(OptionsError::NotAllowed {
+                            name: "dpr",
+                            allowed: format!("1 to {}", policy.max_dpr),
+                        });
+                    }
+                    set(&mut dpr, "dpr", d)?;
+                }
+                // Accepted and ignored, as Cloudflare's loaders send them.
+                "anim" | "metadata" | "onerror" => {}
+                other => return Err(OptionsError::Unknown(other.chars().take(32).collect())),
+            }
+        }
+        let dpr = u32::from(dpr.unwrap_or(1));
+        Ok(Self {
+            width: width.map(|w| w * dpr),
+            height: height.map(|h| h * dpr),
+            fit: fit.unwrap_or(Fit::ScaleDown),
+            quality: quality.unwrap_or(policy.default_quality),
+            format: format.unwrap_or(OutputFormat::Auto),
+        })
+    }
+
+    /// A canonical spelling, the same for every equivalent request (the
+    /// variant's cache key, with the source and the negotiated format).
+    pub fn canonical(&self) -> String {
+        let mut s = String::new();
+        if let Some(w) = self.width {
+            s.push_str(&format!("w={w},"));
+        }
+        if let Some(h) = self.height {
+            s.push_str(&format!("h={h},"));
+        }
+        s.push_str(&format!(
+            "fit={},q={},f={}",
+            self.fit.name(),
+            self.quality,
+            self.format.name()
+        ));
+        s
+    }
+}
+
+fn size(value: &str, name: &'static str, policy: &Policy) -> Result<u32, OptionsError> {
+    let n: u32 = value.parse().map_err(|_| OptionsError::Invalid(name))?;
+    if policy.sizes.contains(&n) {
+        Ok(n)
+    } else {
+        Err(OptionsError::NotAllowed {
+            name,
+            allowed: list(&policy.sizes),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloudflare_syntax_parses() {
+        let p = Policy::default();
+        let o = Options::parse("width=720,quality=80,format=webp", &p).expect("valid");
+        assert_eq!(o.width, Some(720));
+        assert_eq!(o.quality, 80);
+        assert_eq!(o.format, OutputFormat::Webp);
+        assert_eq!(o.fit, Fit::ScaleDown);
+        let short = Options::parse("w=720,q=80,f=webp", &p).expect("valid");
+        assert_eq!(o, short);
+        assert_eq!(o.canonical(), short.canonical());
+        let d = Options::parse("w=128,h=128,fit=cover,dpr=2,format=auto", &p).expect("valid");
+        assert_eq!(
+            (d.width, d.height, d.fit),
+            (Some(256), Some(256), Fit::Cover)
+        );
+        assert_eq!(Options::parse("", &p).expect("empty").quality, 80);
+    }
+
+    #[test]
+    fn sizes_and_qualities_are_restricted() {
+        let p = Policy::default();
+        assert!(matches!(
+            Options::parse("width=721", &p),
+            Err(OptionsError::NotAllowed { name: "width", .. })
+        ));
+        assert!(matches!(
+            Options::parse("quality=81", &p),
+            Err(OptionsError::NotAllowed {
+                name: "quality",
+                ..
+            })
+        ));
+        assert!(Options::parse("dpr=4", &p).is_err());
+        assert!(Options::parse("width=abc", &p).is_err());
+        assert!(Options::parse("width=720,width=640", &p).is_err());
+        assert!(Options::parse("blur=50", &p).is_err());
+        assert!(Options::parse("fit=stretch", &p).is_err());
+        assert!(Options::parse("format=gif", &p).is_err());
+        assert!(Options::parse("width", &p).is_err());
+    }
+}

@@ -1,0 +1,542 @@
+//! Decoding under limits, resizing, and encoding one variant.
+
+use std::io::Cursor;
+
+use fast_image_resize as fr;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+use crate::options::{Fit, Options, OutputFormat};
+
+/// What a source may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest encoded source.
+    pub max_bytes: usize,
+    /// Largest decoded source, in pixels (decompression bombs stop here,
+    /// before any pixel is decoded).
+    pub max_pixels: u64,
+    /// Largest side.
+    pub max_side: u32,
+}
+
+impl Default for Limits {
+    /// 20 MB, 40 megapixels, 12,000 px a side.
+    fn default() -> Self {
+        Self {
+            max_bytes: 20 << 20,
+            max_pixels: 40_000_000,
+            max_side: 12_000,
+        }
+    }
+}
+
+/// Why a source could not be transformed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    /// Not JPEG, PNG, WebP or GIF by its bytes, whatever its name says.
+    #[error("not a supported image (JPEG, PNG, WebP or GIF)")]
+    Unsupported,
+    /// More bytes than allowed.
+    #[error("image larger than {0} bytes")]
+    TooLarge(usize),
+    /// More pixels or a longer side than allowed.
+    #[error("image of {width}x{height} pixels exceeds the limit")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+    },
+    /// Animated GIF, WebP or PNG.
+    #[error("animated images are not supported")]
+    Animated,
+    /// Corrupt or truncated data.
+    #[error("image could not be decoded: {0}")]
+    Corrupt(String),
+    /// Encoding failed (should not happen for valid pixels).
+    #[error("image could not be encoded: {0}")]
+    Encode(String),
+}
+
+/// One encoded variant.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Encoded bytes.
+    pub bytes: Vec<u8>,
+    /// The format produced (never `Auto`).
+    pub format: OutputFormat,
+    /// Pixel width.
+    pub width: u32,
+    /// Pixel height.
+    pub height: u32,
+}
+
+impl Output {
+    /// The `Content-Type`.
+    pub fn content_type(&self) -> &'static str {
+        content_type(self.format)
+    }
+}
+
+/// The `Content-Type` of a concrete format.
+pub fn content_type(format: OutputFormat) -> &'static str {
+    match format {
+        OutputFormat::Jpeg => "image/jpeg",
+        OutputFormat::Webp => "image/webp",
+        OutputFormat::Png => "image/png",
+        OutputFormat::Auto => "application/octet-stream",
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> TransformError {
+    TransformError::Corrupt(e.to_string())
+}
+
+/// The source's real format, from its first bytes.
+pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
+    match image::guess_format(bytes).ok()? {
+        f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif) => {
+            Some(f)
+        }
+        _ => None,
+    }
+}
+
+/// The format `requested` resolves to for a client sending `accept`.
+pub fn resolve_format(
+    requested: OutputFormat,
+    accept: Option<&str>,
+    has_alpha: bool,
+) -> OutputFormat {
+    if requested != OutputFormat::Auto {
+        return requested;
+    }
+    let accepts_webp = accept.is_some_and(|a| {
+        a.split(',').any(|t| {
+            let mut parts = t.split(';');
+            let kind = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+            kind.eq_ignore_ascii_case("image/webp") && !q_zero
+        })
+    });
+    match (accepts_webp, has_alpha) {
+        (true, _) => OutputFormat::Webp,
+        (false, true) => OutputFormat::Png,
+        (false, false) => OutputFormat::Jpeg,
+    }
+}
+
+/// Checks type, size, pixel count and animation, then decodes with the
+/// EXIF orientation applied.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, TransformError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(TransformError::TooLarge(limits.max_bytes));
+    }
+    let format = sniff(bytes).ok_or(TransformError::Unsupported)?;
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(corrupt)?;
+    if u64::from(width) * u64::from(height) > limits.max_pixels
+        || width > limits.max_side
+        || height > limits.max_side
+    {
+        return Err(TransformError::TooManyPixels { width, height });
+    }
+    if animated(bytes, format)? {
+        return Err(TransformError::Animated);
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut image_limits = image::Limits::default();
+    image_limits.max_image_width = Some(limits.max_side);
+    image_limits.max_image_height = Some(limits.max_side);
+    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    reader.limits(image_limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let orientation = decoder.orientation().map_err(corrupt)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+fn animated(bytes: &[u8], format: ImageFormat) -> Result<bool, TransformError> {
+    use image::AnimationDecoder;
+    Ok(match format {
+        ImageFormat::Gif => {
+            image::codecs::gif::GifDecoder::new(Cursor::new(bytes))
+                .map_err(corrupt)?
+                .into_frames()
+                .take(2)
+                .count()
+                > 1
+        }
+        ImageFormat::WebP => image::codecs::webp::WebPDecoder::new(Cursor::new(bytes))
+            .map_err(corrupt)?
+            .has_animation(),
+        ImageFormat::Png => image::codecs::png::PngDecoder::new(Cursor::new(bytes))
+            .map_err(corrupt)?
+            .is_apng()
+            .map_err(corrupt)?,
+        _ => false,
+    })
+}
+
+/// Output size and the source region it comes from (left, top, width,
+/// height), per `fit`.
+fn geometry(sw: u32, sh: u32, options: &Options) -> ((u32, u32), (f64, f64, f64, f64)) {
+    let (sw_f, sh_f) = (f64::from(sw), f64::from(sh));
+    let whole = (0.0, 0.0, sw_f, sh_f);
+    let scale_to = |scale: f64| {
+        let w = (sw_f * scale).round().max(1.0) as u32;
+        let h = (sh_f * scale).round().max(1.0) as u32;
+        (w, h)
+    };
+    let fit_scale = match (options.width, options.height) {
+        (Some(w), Some(h)) => (f64::from(w) / sw_f).min(f64::from(h) / sh_f),
+        (Some(w), None) => f64::from(w) / sw_f,
+        (None, Some(h)) => f64::from(h) / sh_f,
+        (None, None) => 1.0,
+    };
+    match (options.fit, options.width, options.height) {
+        (Fit::Cover, Some(w), Some(h)) => cover(sw_f, sh_f, w, h),
+        (Fit::Crop, Some(w), Some(h)) if sw >= w && sh >= h => cover(sw_f, sh_f, w, h),
+        (Fit::Contain | Fit::Cover | Fit::Pad, _, _) => (scale_to(fit_scale), whole),
+        (Fit::ScaleDown | Fit::Crop, _, _) => (scale_to(fit_scale.min(1.0)), whole),
+    }
+}
+
+/// Fills `w`×`h`, cropping the source's overflow around its centre.
+fn cover(sw: f64, sh: f64, w: u32, h: u32) -> ((u32, u32), (f64, f64, f64, f64)) {
+    let target = f64::from(w) / f64::from(h);
+    let (cw, ch) = if sw / sh > target {
+        (sh * target, sh)
+    } else {
+        (sw, sw / target)
+    };
+    ((w, h), ((sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch))
+}
+
+/// Resizes `pixels` (`channels` bytes per pixel) of `sw`×`sh`.
+fn resize(
+    pixels: Vec<u8>,
+    (sw, sh): (u32, u32),
+    channels: usize,
+    (dw, dh): (u32, u32),
+    (left, top, cw, ch): (f64, f64, f64, f64),
+) -> Result<Vec<u8>, TransformError> {
+    let whole = left == 0.0 && top == 0.0 && cw == f64::from(sw) && ch == f64::from(sh);
+    if (dw, dh) == (sw, sh) && whole {
+        return Ok(pixels);
+    }
+    let pixel_type = if channels == 4 {
+        fr::PixelType::U8x4
+    } else {
+        fr::PixelType::U8x3
+    };
+    let src = fr::images::Image::from_vec_u8(sw, sh, pixels, pixel_type).map_err(corrupt)?;
+    let mut dst = fr::images::Image::new(dw, dh, pixel_type);
+    let options = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+        .crop(left, top, cw, ch);
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| TransformError::Encode(e.to_string()))?;
+    Ok(dst.into_vec())
+}
+
+/// Places `pixels` (`w`×`h`) centred on a white `bw`×`bh` canvas.
+fn pad(pixels: &[u8], (w, h): (u32, u32), channels: usize, (bw, bh): (u32, u32)) -> Vec<u8> {
+    let mut canvas = vec![255u8; bw as usize * bh as usize * channels];
+    let (x0, y0) = (
+        ((bw - w.min(bw)) / 2) as usize,
+        ((bh - h.min(bh)) / 2) as usize,
+    );
+    let row = w.min(bw) as usize * channels;
+    for y in 0..h.min(bh) as usize {
+        let from = y * w as usize * channels;
+        let to = ((y0 + y) * bw as usize + x0) * channels;
+        canvas[to..to + row].copy_from_slice(&pixels[from..from + row]);
+    }
+    canvas
+}
+
+/// Decodes `source`, resizes per `options`, and encodes in the format the
+/// options and the client's `Accept` header resolve to.
+pub fn transform(
+    source: &[u8],
+    options: &Options,
+    accept: Option<&str>,
+    limits: &Limits,
+) -> Result<Output, TransformError> {
+    let image = decode(source, limits)?;
+    let has_alpha = image.color().has_alpha();
+    let format = resolve_format(options.format, accept, has_alpha);
+    // JPEG has no alpha: flatten onto white first.
+    let keep_alpha = has_alpha && format != OutputFormat::Jpeg;
+    let (sw, sh) = (image.width(), image.height());
+    let (channels, pixels) = if keep_alpha {
+        (4, image.into_rgba8().into_raw())
+    } else if has_alpha {
+        (3, flatten(&image.into_rgba8().into_raw()))
+    } else {
+        (3, image.into_rgb8().into_raw())
+    };
+    let (size, region) = geometry(sw, sh, options);
+    let mut pixels = resize(pixels, (sw, sh), channels, size, region)?;
+    let (mut width, mut height) = size;
+    if let (Fit::Pad, Some(bw), Some(bh)) = (options.fit, options.width, options.height)
+        && (width, height) != (bw, bh)
+    {
+        pixels = pad(&pixels, (width, height), channels, (bw, bh));
+        (width, height) = (bw, bh);
+    }
+    let bytes = encode(&pixels, width, height, channels, format, options.quality)?;
+    Ok(Output {
+        bytes,
+        format,
+        width,
+        height,
+    })
+}
+
+/// An upload made safe to keep: decoded under `limits` (so its real type is
+/// what counts, not its name or header), turned upright, shrunk to at most
+/// `max_side` a side and re-encoded (JPEG q90, or PNG when it has
+/// transparency), which leaves EXIF and every other metadata behind.
+pub fn normalize(source: &[u8], max_side: u32, limits: &Limits) -> Result<Output, TransformError> {
+    let options = Options {
+        width: Some(max_side),
+        height: Some(max_side),
+        fit: Fit::ScaleDown,
+        quality: 90,
+        format: OutputFormat::Auto,
+    };
+    transform(source, &options, None, limits)
+}
+
+fn flatten(rgba: &[u8]) -> Vec<u8> {
+    rgba.chunks_exact(4)
+        .flat_map(|p| {
+            let a = u16::from(p[3]);
+            let over = |c: u8| ((u16::from(c) * a + 255 * (255 - a)) / 255) as u8;
+            [over(p[0]), over(p[1]), over(p[2])]
+        })
+        .collect()
+}
+
+fn encode(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    channels: usize,
+    format: OutputFormat,
+    quality: u8,
+) -> Result<Vec<u8>, TransformError> {
+    let failed = |e: &dyn std::fmt::Display| TransformError::Encode(e.to_string());
+    match format {
+        OutputFormat::Jpeg | OutputFormat::Auto => {
+            let (w, h) = (
+                u16::try_from(width).map_err(|e| failed(&e))?,
+                u16::try_from(height).map_err(|e| failed(&e))?,
+            );
+            let mut out = Vec::with_capacity(pixels.len() / 8);
+            let encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+            encoder
+                .encode(pixels, w, h, jpeg_encoder::ColorType::Rgb)
+                .map_err(|e| failed(&e))?;
+            Ok(out)
+        }
+        OutputFormat::Webp => {
+            let encoder = if channels == 4 {
+                webp::Encoder::from_rgba(pixels, width, height)
+            } else {
+                webp::Encoder::from_rgb(pixels, width, height)
+            };
+            let encoded = encoder
+                .encode_simple(false, f32::from(quality))
+                .map_err(|e| TransformError::Encode(format!("{e:?}")))?;
+            Ok(encoded.to_vec())
+        }
+        OutputFormat::Png => {
+            use image::ImageEncoder;
+            let mut out = Vec::new();
+            let color = if channels == 4 {
+                image::ExtendedColorType::Rgba8
+            } else {
+                image::ExtendedColorType::Rgb8
+            };
+            image::codecs::png::PngEncoder::new(&mut out)
+                .write_image(pixels, width, height, color)
+                .map_err(|e| failed(&e))?;
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Policy;
+
+    fn photo(width: u32, height: u32) -> Vec<u8> {
+        let image = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+        });
+        let mut out = Vec::new();
+        DynamicImage::ImageRgb8(image)
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+            .expect("encode");
+        out
+    }
+
+    fn options(text: &str) -> Options {
+        Options::parse(text, &Policy::default()).expect("valid options")
+    }
+
+    fn decoded(output: &Output) -> DynamicImage {
+        image::load_from_memory(&output.bytes).expect("output decodes")
+    }
+
+    #[test]
+    fn resizes_to_the_requested_width_and_format() {
+        let source = photo(1200, 800);
+        for (format, expect) in [
+            ("jpeg", ImageFormat::Jpeg),
+            ("webp", ImageFormat::WebP),
+            ("png", ImageFormat::Png),
+        ] {
+            let out = transform(
+                &source,
+                &options(&format!("width=720,format={format}")),
+                None,
+                &Limits::default(),
+            )
+            .expect("transform");
+            assert_eq!(image::guess_format(&out.bytes).expect("format"), expect);
+            let img = decoded(&out);
+            assert_eq!((img.width(), img.height()), (720, 480));
+        }
+    }
+
+    #[test]
+    fn fits_follow_cloudflare() {
+        let source = photo(1200, 800);
+        let limits = Limits::default();
+        let size = |o: &str| {
+            let out = transform(&source, &options(o), None, &limits).expect("transform");
+            (out.width, out.height)
+        };
+        assert_eq!(size("width=640,height=640,fit=contain"), (640, 427));
+        assert_eq!(size("width=640,height=640,fit=cover"), (640, 640));
+        assert_eq!(size("width=640,height=640,fit=pad"), (640, 640));
+        assert_eq!(
+            size("width=1920,fit=scale-down"),
+            (1200, 800),
+            "never enlarged"
+        );
+        assert_eq!(size("width=1920,fit=contain"), (1920, 1280));
+        assert_eq!(size("width=1920,height=1920,fit=crop"), (1200, 800));
+        assert_eq!(size("width=384,height=384,fit=crop"), (384, 384));
+    }
+
+    #[test]
+    fn auto_follows_accept() {
+        let source = photo(300, 200);
+        let o = options("width=256,format=auto");
+        let webp = transform(
+            &source,
+            &o,
+            Some("image/avif,image/webp,*/*"),
+            &Limits::default(),
+        )
+        .expect("ok");
+        assert_eq!(webp.format, OutputFormat::Webp);
+        let jpeg =
+            transform(&source, &o, Some("image/png,*/*;q=0.8"), &Limits::default()).expect("ok");
+        assert_eq!(jpeg.format, OutputFormat::Jpeg);
+        let refused =
+            transform(&source, &o, Some("image/webp;q=0"), &Limits::default()).expect("ok");
+        assert_eq!(refused.format, OutputFormat::Jpeg);
+    }
+
+    #[test]
+    fn sources_are_checked_before_decoding() {
+        let limits = Limits::default();
+        let o = options("width=256");
+        assert!(transform(b"GIF89a but not really", &o, None, &limits).is_err());
+        assert!(matches!(
+            transform(
+                b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+                &o,
+                None,
+                &limits
+            ),
+            Err(TransformError::Unsupported)
+        ));
+        assert!(matches!(
+            transform(&[0u8; 100], &o, None, &limits),
+            Err(TransformError::Unsupported)
+        ));
+        let small = Limits {
+            max_bytes: 100,
+            ..limits
+        };
+        assert!(matches!(
+            transform(&photo(300, 200), &o, None, &small),
+            Err(TransformError::TooLarge(_))
+        ));
+        // A PNG header claiming 30,000 x 30,000 pixels (a decompression bomb).
+        use image::ImageEncoder;
+        let mut bomb = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut bomb)
+            .write_image(&[0u8; 3], 1, 1, image::ExtendedColorType::Rgb8)
+            .expect("png");
+        bomb[16..20].copy_from_slice(&30_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&30_000u32.to_be_bytes());
+        let crc = crc32fast::hash(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            transform(&bomb, &o, None, &limits),
+            Err(TransformError::TooManyPixels { width: 30_000, .. })
+        ));
+        let truncated = &photo(300, 200)[..200];
+        assert!(matches!(
+            transform(truncated, &o, None, &limits),
+            Err(TransformError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn animated_gifs_are_refused() {
+        use image::codecs::gif::GifEncoder;
+        let frame = || {
+            image::Frame::new(image::RgbaImage::from_pixel(
+                4,
+                4,
+                image::Rgba([1, 2, 3, 255]),
+            ))
+        };
+        let mut gif = Vec::new();
+        {
+            let mut encoder = GifEncoder::new(&mut gif);
+            encoder.encode_frames([frame(), frame()]).expect("gif");
+        }
+        assert!(matches!(
+            transform(&gif, &options("width=16"), None, &Limits::default()),
+            Err(TransformError::Animated)
+        ));
+        let mut still = Vec::new();
+        {
+            let mut encoder = GifEncoder::new(&mut still);
+            encoder.encode_frames([frame()]).expect("gif");
+        }
+        assert!(
+            transform(
+                &still,
+                &options("width=16,format=png"),
+                None,
+                &Limits::default()
+            )
+            .is_ok()
+        );
+    }
+}

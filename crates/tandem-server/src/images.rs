@@ -1,0 +1,149 @@
+//! Resized image variants: transformed on a pool sized to the cores, kept in
+//! memory (bounded by bytes) and in the object store, and made once however
+//! many requests for the same variant arrive together.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Bytes;
+use sha2::{Digest, Sha256};
+use tandem_images::{Limits, Options, Policy, TransformError, transform};
+use tandem_store::ObjectStore;
+use tokio::sync::Semaphore;
+
+/// One encoded variant, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// Encoded bytes.
+    pub bytes: Bytes,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Strong ETag (hash of the variant key).
+    pub etag: String,
+}
+
+/// The image service.
+pub struct Images {
+    /// Allowed sizes and qualities.
+    pub policy: Policy,
+    /// Source limits.
+    pub limits: Limits,
+    cache: Option<moka::future::Cache<String, Arc<Variant>>>,
+    pool: Arc<Semaphore>,
+    store: Arc<dyn ObjectStore>,
+    transforms: AtomicU64,
+}
+
+/// Why a variant could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The source was refused or broken.
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    /// Storage or the worker pool failed.
+    #[error("image service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Images {
+    /// A service with a memory cache of `cache_bytes` (0: no cache and no
+    /// coalescing, every request transforms; for benchmarks).
+    pub fn new(policy: Policy, cache_bytes: u64, store: Arc<dyn ObjectStore>) -> Self {
+        let cache = (cache_bytes > 0).then(|| {
+            moka::future::Cache::builder()
+                .weigher(|_k: &String, v: &Arc<Variant>| {
+                    u32::try_from(v.bytes.len()).unwrap_or(u32::MAX)
+                })
+                .max_capacity(cache_bytes)
+                .build()
+        });
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            policy,
+            limits: Limits::default(),
+            cache,
+            pool: Arc::new(Semaphore::new(cores)),
+            store,
+            transforms: AtomicU64::new(0),
+        }
+    }
+
+    /// Transforms performed so far (for tests and metrics).
+    pub fn transforms(&self) -> u64 {
+        self.transforms.load(Ordering::Relaxed)
+    }
+
+    /// The variant of `source` (named `source_key`) for `options` and the
+    /// client's `Accept`.
+    pub async fn variant(
+        &self,
+        source_key: &str,
+        source: Bytes,
+        options: &Options,
+        accept: Option<&str>,
+    ) -> Result<Arc<Variant>, Arc<ImageError>> {
+        let accepts_webp = tandem_images::transform::resolve_format(options.format, accept, false)
+            == tandem_images::OutputFormat::Webp;
+        let key = format!("{source_key}|{}|webp={accepts_webp}", options.canonical());
+        let make = self.make(
+            key.clone(),
+            source,
+            options.clone(),
+            accept.map(str::to_owned),
+        );
+        match &self.cache {
+            Some(cache) => cache.try_get_with(key, make).await,
+            None => make.await.map_err(Arc::new),
+        }
+    }
+
+    async fn make(
+        &self,
+        key: String,
+        source: Bytes,
+        options: Options,
+        accept: Option<String>,
+    ) -> Result<Arc<Variant>, ImageError> {
+        let digest: String = Sha256::digest(key.as_bytes())[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let stored_key = format!("variants/{digest}");
+        let cached = self.cache.is_some();
+        if cached
+            && let Ok(Some(bytes)) = self.store.get(&stored_key).await
+            && let Some(format) = tandem_images::sniff(&bytes)
+        {
+            return Ok(Arc::new(Variant {
+                content_type: format.to_mime_type(),
+                etag: format!("\"{digest}\""),
+                bytes,
+            }));
+        }
+        let permit = self
+            .pool
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ImageError::Unavailable(e.to_string()))?;
+        let limits = self.limits;
+        let output = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            transform(&source, &options, accept.as_deref(), &limits)
+        })
+        .await
+        .map_err(|e| ImageError::Unavailable(e.to_string()))??;
+        self.transforms.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tandem_image_transforms_total", "format" => output.format.name())
+            .increment(1);
+        let variant = Variant {
+            content_type: output.content_type(),
+            etag: format!("\"{digest}\""),
+            bytes: Bytes::from(output.bytes),
+        };
+        if cached && let Err(e) = self.store.put(&stored_key, variant.bytes.clone()).await {
+            tracing::warn!(error = %e, "could not store an image variant");
+        }
+        Ok(Arc::new(variant))
+    }
+}

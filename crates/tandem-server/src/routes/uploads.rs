@@ -1,0 +1,126 @@
+//! Uploads: avatars in, originals out. An upload's type is sniffed from its
+//! bytes (never the file name or `Content-Type`), it is decoded under the
+//! image limits, re-encoded without metadata (EXIF, GPS) and stored in the
+//! object store under a content-addressed key; nothing is stored unless all
+//! of that succeeds.
+
+use std::time::Duration;
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tandem_db::ProfileUpdate;
+use tandem_images::{TransformError, normalize};
+use utoipa::ToSchema;
+
+use crate::{ApiError, AppState, error::Problem, error::problem, extract::Authenticated, reads};
+
+/// Longest side kept of an avatar.
+const AVATAR_SIDE: u32 = 1024;
+
+/// Where the new avatar lives.
+#[derive(Serialize, ToSchema)]
+pub struct AvatarUploaded {
+    /// `/uploads/avatars/<user>/<hash>.<ext>`, resizable through `/cdn-cgi/image/`.
+    avatar_url: String,
+}
+
+/// Replaces my avatar with the image in the request body (JPEG, PNG, WebP
+/// or a still GIF, up to `TANDEM_UPLOAD_MAX_BYTES`).
+#[utoipa::path(put, path = "/api/users/me/avatar", tag = "users",
+    request_body(content = Vec<u8>, content_type = "image/*"),
+    responses((status = 201, body = AvatarUploaded), (status = 401, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn upload_avatar(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    body: Bytes,
+) -> Result<(StatusCode, axum::Json<AvatarUploaded>), ApiError> {
+    let user = auth.user_id();
+    app.check_limit(&format!("upload:{user}"), 20, Duration::from_secs(3600))
+        .await?;
+    let limits = tandem_images::Limits {
+        max_bytes: app.config.upload_max_bytes,
+        ..app.images.limits
+    };
+    let normalized = tokio::task::spawn_blocking(move || normalize(&body, AVATAR_SIDE, &limits))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("avatar worker: {e}")))?
+        .map_err(refusal)?;
+    let hash: String = Sha256::digest(&normalized.bytes)[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let extension = normalized.format.name();
+    let key = format!("avatars/{user}/{hash}.{extension}");
+    app.store
+        .put(&key, Bytes::from(normalized.bytes))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing an avatar: {e}")))?;
+    let avatar_url = format!("/uploads/{key}");
+    let update = ProfileUpdate {
+        avatar_url: Some(Some(avatar_url.clone())),
+        ..ProfileUpdate::default()
+    };
+    app.db
+        .update_profile(user, &update, app.clock.now())
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    reads::user_changed(&app, user).await;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(AvatarUploaded { avatar_url }),
+    ))
+}
+
+fn refusal(error: TransformError) -> ApiError {
+    let detail = error.to_string();
+    match error {
+        TransformError::Unsupported => ApiError::BadRequest {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            detail,
+        },
+        TransformError::TooLarge(_) => ApiError::BadRequest {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            detail,
+        },
+        TransformError::Encode(_) => ApiError::Internal(anyhow::anyhow!(detail)),
+        _ => ApiError::invalid("image", detail),
+    }
+}
+
+/// An uploaded original (`/uploads/<key>`): content-addressed, so cached
+/// for a year.
+pub async fn original(State(app): State<AppState>, Path(key): Path<String>) -> Response {
+    if tandem_store::validate_key(&key).is_err() {
+        return problem(StatusCode::NOT_FOUND, "No such upload.");
+    }
+    match app.store.get(&key).await {
+        Ok(Some(bytes)) => {
+            let content_type = tandem_images::sniff(&bytes)
+                .map_or("application/octet-stream", |f| f.to_mime_type());
+            let mut response = bytes.into_response();
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+            response
+        }
+        Ok(None) => problem(StatusCode::NOT_FOUND, "No such upload."),
+        Err(e) => {
+            tracing::error!(error = %e, "object store read failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Storage is unavailable; try again.",
+            )
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Object storage behind one trait: [`ObjectStore`]. Keys are relative,
+//! slash-separated names (`avatars/<user>/<hash>.jpg`) checked by
+//! [`validate_key`], so no key can climb out of the store.
+//!
+//! [`LocalStore`] keeps objects as files under a folder (the embedded
+//! default), writing each through a temporary file and a rename so readers
+//! never see half an object.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key is not a safe relative name.
+    #[error("invalid object key {0:?}")]
+    InvalidKey(String),
+    /// The backend failed.
+    #[error("object store I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Whether `key` is a safe object name: 1–512 bytes of `[A-Za-z0-9._-]`
+/// segments separated by single slashes, none of them `.` or `..`.
+pub fn validate_key(key: &str) -> Result<(), StoreError> {
+    let bad = || StoreError::InvalidKey(key.chars().take(80).collect());
+    if key.is_empty() || key.len() > 512 {
+        return Err(bad());
+    }
+    for segment in key.split('/') {
+        let safe = segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if segment.is_empty() || segment == "." || segment == ".." || !safe {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// Where objects live.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// `local` or `s3`.
+    fn kind(&self) -> &'static str;
+    /// The object, or `None` if there is none.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+    /// Stores (or replaces) an object.
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError>;
+    /// Removes an object; `false` if there was none.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+}
+
+/// Objects as files under a folder.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl AsRef<Path>) -> Self {
+        Self {
+            root: root.as_ref().to_owned(),
+        }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match tokio::fs::read(self.path(key)?).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let temp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&temp, &bytes).await?;
+        if let Err(e) = tokio::fs::rename(&temp, &path).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape() {
+        for good in ["a", "avatars/u1/abc.jpg", "x-y_z.1/2"] {
+            assert!(validate_key(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "a/",
+            ".",
+            "a/./b",
+            "a\\b",
+            "a b",
+            "é",
+            "a/\0",
+        ] {
+            assert!(validate_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_key(&"a".repeat(513)).is_err());
+    }
+
+    #[tokio::test]
+    async fn local_objects_round_trip() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = LocalStore::new(dir.path());
+        assert_eq!(store.get("a/b.txt").await.expect("get"), None);
+        store
+            .put("a/b.txt", Bytes::from_static(b"one"))
+            .await
+            .expect("put");
+        store
+            .put("a/b.txt", Bytes::from_static(b"two"))
+            .await
+            .expect("replace");
+        assert_eq!(
+            store.get("a/b.txt").await.expect("get").as_deref(),
+            Some(&b"two"[..])
+        );
+        assert!(store.delete("a/b.txt").await.expect("delete"));
+        assert!(!store.delete("a/b.txt").await.expect("delete"));
+        assert!(store.put("../escape", Bytes::new()).await.is_err());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("a"))
+            .expect("dir")
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary files left behind");
+    }
+}
