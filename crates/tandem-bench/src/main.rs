@@ -2,6 +2,7 @@
 //! BENCHMARKS.md; see each subcommand's `--help`.
 
 mod cache_load;
+mod images;
 mod matching;
 mod queue_load;
 mod realtime_load;
@@ -27,6 +28,8 @@ enum Command {
     Matching(matching::Args),
     #[command(name = "queue-load")]
     Queue(queue_load::Args),
+    /// Issue 8: `/cdn-cgi/image/` vs sharp, one photo to 720 px, JPEG and WebP.
+    Images(images::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             Command::RealtimeLoad(args) => realtime_load::run(args).await,
             Command::Queue(args) => queue_load::run(args).await,
             Command::Matching(args) => matching::run(args),
+            Command::Images(args) => images::run(args).await,
         }
     })
 }

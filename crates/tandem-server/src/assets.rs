@@ -224,10 +224,14 @@ pub fn bundle() -> &'static Bundle {
     })
 }
 
-/// The HTML page with asset URLs under `prefix` (`""` for same-origin).
+/// The HTML page with asset URLs under `prefix` (`""` for same-origin), and
+/// the prefix in a `<meta>` for the image loader.
 pub fn index_page(prefix: &str) -> Asset {
     let bundle = bundle();
-    let mut html = INDEX.to_owned();
+    let mut html = INDEX.replace(
+        "<meta name=\"tandem-asset-prefix\" content=\"\">",
+        &format!("<meta name=\"tandem-asset-prefix\" content=\"{prefix}\">"),
+    );
     for (name, hashed) in &bundle.names {
         html = html.replace(
             &format!("\"/assets/{name}\""),

@@ -1,6 +1,7 @@
 // Tandem web app shell: a tiny hash router over <template>s.
 import { api, ApiError } from './api.js';
 import { createCall } from './call.js';
+import { imageUrl } from './images.js';
 import { renderCoach, renderPartners, renderQueues } from './jobs.js';
 
 const view = document.getElementById('view');
@@ -141,7 +142,7 @@ function fillProfile(root) {
   avatar.replaceChildren();
   if (p.avatar_url) {
     const img = document.createElement('img');
-    img.src = p.avatar_url;
+    img.src = imageUrl(p.avatar_url, { width: 64 });
     img.alt = '';
     avatar.append(img);
   } else {
@@ -169,6 +170,24 @@ async function renderProfile() {
   const list = root.querySelector('#windows');
   root.querySelector('#add-window').addEventListener('click', () => addWindow(list));
   const form = root.querySelector('#profile-form');
+  root.querySelector('#avatar-file').addEventListener('change', async (e) => {
+    const file = e.target.files?.[0];
+    if (!file) return;
+    try {
+      const res = await fetch('/api/users/me/avatar', {
+        method: 'PUT', credentials: 'same-origin', headers: { 'content-type': file.type || 'application/octet-stream' }, body: file,
+      });
+      const body = await res.json().catch(() => ({}));
+      if (!res.ok) throw new ApiError({ status: res.status, ...body });
+      me = await api('GET', '/api/users/me');
+      fillProfile(root);
+      toast('Photo updated');
+    } catch (err) {
+      showError(err);
+    } finally {
+      e.target.value = '';
+    }
+  });
   onSubmit(form, async (data) => {
     const availability = [...list.querySelectorAll('.window-row')].map((row) => ({
       day: row.querySelector('[name=day]').value,
