@@ -19,6 +19,7 @@ mod realtime;
 mod replicas;
 mod rooms;
 mod sessions;
+mod store;
 mod system;
 mod turn;
 mod webrtc;

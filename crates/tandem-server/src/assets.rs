@@ -38,6 +38,11 @@ const SOURCES: &[(&str, &str, &str)] = &[
         include_str!("../web/api.js"),
     ),
     (
+        "images.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/images.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../web/style.css"),
@@ -260,6 +265,30 @@ mod tests {
         assert!(
             bundle.names["app.js"].starts_with("app.") && bundle.names["app.js"].ends_with(".js")
         );
+    }
+
+    #[test]
+    fn every_relative_import_resolves_to_a_bundled_file() {
+        let bundle = bundle();
+        for (name, asset) in &bundle.files {
+            let text = String::from_utf8_lossy(&asset.identity);
+            for import in text.split("from './").skip(1) {
+                let target = import.split('\'').next().unwrap_or_default();
+                assert!(
+                    bundle.files.contains_key(target),
+                    "{name} imports ./{target}, which is not in the bundle"
+                );
+            }
+        }
+        let page = index_page("");
+        let html = String::from_utf8_lossy(&page.identity);
+        for reference in html.split("\"/assets/").skip(1) {
+            let target = reference.split('"').next().unwrap_or_default();
+            assert!(
+                bundle.files.contains_key(target),
+                "the page links /assets/{target}"
+            );
+        }
     }
 
     #[test]

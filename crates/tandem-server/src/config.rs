@@ -73,6 +73,12 @@ pub struct Config {
     /// `ASSET_PREFIX`: origin (and path) the page loads its assets from, e.g.
     /// a CDN in front of this server (`https://cdn.example.org`); empty: same origin.
     pub asset_prefix: String,
+    /// `UPLOADS_BUCKET`: S3 bucket for uploads and image variants (unset: a
+    /// folder under the data dir).
+    pub uploads_bucket: Option<String>,
+    /// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_ENDPOINT_URL` (S3-compatible stores): how to reach the buckets.
+    pub aws: AwsConfig,
     /// `TANDEM_UPLOAD_MAX_BYTES`: largest image upload (avatars).
     pub upload_max_bytes: usize,
     /// `TANDEM_IMAGE_SIZES`: widths and heights `/cdn-cgi/image/` accepts.
@@ -139,6 +145,19 @@ pub struct Config {
     /// `TANDEM_TURN_MAX_BYTES_PER_SEC`: relay bandwidth of one allocation
     /// (0: unlimited).
     pub turn_bytes_per_sec: u64,
+}
+
+/// S3 access shared by every bucket Tandem uses.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    /// `AWS_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `AWS_ACCESS_KEY_ID` (unset: the instance's credentials).
+    pub access_key_id: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<SecretString>,
+    /// `AWS_ENDPOINT_URL`: an S3-compatible endpoint (MinIO, R2, moto).
+    pub endpoint_url: Option<String>,
 }
 
 /// A variable that is set but cannot be used.
@@ -225,6 +244,13 @@ impl Config {
             register_max_per_ip: env.count("TANDEM_REGISTER_MAX_PER_IP", "20")?,
             api_max_per_minute: env.count("TANDEM_API_MAX_PER_MINUTE", "1200")?,
             max_body_bytes: env.parse("TANDEM_MAX_BODY_BYTES", "65536", "expected bytes")?,
+            uploads_bucket: env.get("UPLOADS_BUCKET"),
+            aws: AwsConfig {
+                region: env.get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+                access_key_id: env.get("AWS_ACCESS_KEY_ID"),
+                secret_access_key: env.get("AWS_SECRET_ACCESS_KEY").map(SecretString::from),
+                endpoint_url: env.get("AWS_ENDPOINT_URL"),
+            },
             upload_max_bytes: env.parse("TANDEM_UPLOAD_MAX_BYTES", "5242880", "expected bytes")?,
             image_sizes: env.list(
                 "TANDEM_IMAGE_SIZES",

@@ -108,9 +108,7 @@ impl App {
             None => None,
         };
         let shutdown = Shutdown::new();
-        let objects: Arc<dyn tandem_store::ObjectStore> = Arc::new(tandem_store::LocalStore::new(
-            config.data_dir.join("objects"),
-        ));
+        let objects = object_store(&config)?;
         let replicas = connect_replicas(&config, &db, &options, redis.as_ref(), &shutdown).await?;
         let policy = SessionPolicy {
             idle_timeout: chrono_duration(config.session_idle_timeout),
@@ -152,6 +150,7 @@ impl App {
             sessions = store.backend(),
             cache = cache.backend(),
             queue = queue.kind(),
+            objects = objects.kind(),
             "backends selected"
         );
         Ok(Self {
@@ -204,6 +203,30 @@ impl App {
 
 fn limit_name(key: &str) -> String {
     key.split(':').take(2).collect::<Vec<_>>().join(":")
+}
+
+/// Uploads and variants: the `UPLOADS_BUCKET` on S3, or a folder under the
+/// data dir.
+fn object_store(config: &Config) -> anyhow::Result<Arc<dyn tandem_store::ObjectStore>> {
+    Ok(match &config.uploads_bucket {
+        Some(bucket) => Arc::new(
+            tandem_store::S3Store::new(&tandem_store::S3Config {
+                bucket: bucket.clone(),
+                region: config.aws.region.clone(),
+                endpoint: config.aws.endpoint_url.clone(),
+                access_key_id: config.aws.access_key_id.clone(),
+                secret_access_key: config
+                    .aws
+                    .secret_access_key
+                    .as_ref()
+                    .map(|s| s.expose_secret().to_owned()),
+            })
+            .context("configuring the uploads bucket (UPLOADS_BUCKET, AWS_*)")?,
+        ),
+        None => Arc::new(tandem_store::LocalStore::new(
+            config.data_dir.join("objects"),
+        )),
+    })
 }
 
 /// The replica set, if `DATABASE_READ_REPLICA_URL` is set, with its health

@@ -4,7 +4,9 @@
 //!
 //! [`LocalStore`] keeps objects as files under a folder (the embedded
 //! default), writing each through a temporary file and a rename so readers
-//! never see half an object.
+//! never see half an object. [`S3Store`] keeps them in an S3 bucket (AWS or
+//! any S3-compatible store via an endpoint override), through the
+//! `object_store` crate.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,15 @@ pub enum StoreError {
     /// The backend failed.
     #[error("object store I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The S3 backend failed or is misconfigured.
+    #[error("object store: {0}")]
+    Backend(String),
+}
+
+impl From<object_store::Error> for StoreError {
+    fn from(e: object_store::Error) -> Self {
+        Self::Backend(e.to_string())
+    }
 }
 
 /// Whether `key` is a safe object name: 1–512 bytes of `[A-Za-z0-9._-]`
@@ -105,6 +116,102 @@ impl ObjectStore for LocalStore {
         match tokio::fs::remove_file(self.path(key)?).await {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Where an S3 bucket is and how to sign for it.
+#[derive(Clone)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Region (`us-east-1` when unsure).
+    pub region: String,
+    /// Endpoint override for S3-compatible stores (MinIO, R2, moto);
+    /// `http://` is allowed only here.
+    pub endpoint: Option<String>,
+    /// Access key id (unset: the instance's credentials chain).
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("secret_access_key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Objects in an S3 bucket.
+#[derive(Debug)]
+pub struct S3Store {
+    inner: object_store::aws::AmazonS3,
+}
+
+impl S3Store {
+    /// A store on `config`'s bucket (no request is made yet).
+    pub fn new(config: &S3Config) -> Result<Self, StoreError> {
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+        }
+        Ok(Self {
+            inner: builder.build()?,
+        })
+    }
+
+    fn path(key: &str) -> Result<object_store::path::Path, StoreError> {
+        validate_key(key)?;
+        object_store::path::Path::parse(key).map_err(|e| StoreError::Backend(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        use object_store::ObjectStore as _;
+        match self.inner.get(&Self::path(key)?).await {
+            Ok(found) => Ok(Some(found.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        use object_store::ObjectStore as _;
+        self.inner.put(&Self::path(key)?, bytes.into()).await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        use object_store::ObjectStore as _;
+        let path = Self::path(key)?;
+        match self.inner.head(&path).await {
+            Ok(_) => {
+                self.inner.delete(&path).await?;
+                Ok(true)
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
