@@ -14,6 +14,8 @@
 #
 # Run from anywhere:  bash bench/turn-vs-coturn.sh [options]
 #   --clients 100 --messages 3000 --interval 1 --length 100 --rounds 2 [--tcp]
+#   --parallel K   K uclient processes at once (one uclient tops out near 50k
+#                  msg/s; with more the servers, not the client, are the limit)
 #   env: CARGO_TARGET_DIR, TANDEM_BIN (skip the build)
 # Needs: cargo, coturn (turnserver, turnutils_uclient, turnutils_peer), openssl.
 set -euo pipefail
@@ -21,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SCRIPT=turn-vs-coturn
 source bench/lib.sh
 
-CLIENTS=100 MESSAGES=3000 INTERVAL=1 LENGTH=100 ROUNDS=2 TCP=""
+CLIENTS=100 MESSAGES=3000 INTERVAL=1 LENGTH=100 ROUNDS=2 TCP="" PARALLEL=1
 while [ $# -gt 0 ]; do
   case $1 in
     --clients) CLIENTS=$2; shift 2 ;;
@@ -30,6 +32,7 @@ while [ $# -gt 0 ]; do
     --length) LENGTH=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --tcp) TCP=-t; shift ;;
+    --parallel) PARALLEL=$2; shift 2 ;;
     -h|--help) sed -n '2,19p' "bench/$SCRIPT.sh"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -86,27 +89,37 @@ done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A RATE MEAN LOSS RTT CPU SENT RECV
 echo "machine: $(machine)"
-echo "flood: turnutils_uclient -m $CLIENTS -n $MESSAGES -z $INTERVAL -l $LENGTH ${TCP:+-t (TCP to the server)} ; $ROUNDS round(s)"
+echo "flood: $PARALLEL x turnutils_uclient -m $CLIENTS -n $MESSAGES -z $INTERVAL -l $LENGTH ${TCP:+-t (TCP to the server)} ; $ROUNDS round(s)"
 for ((round = 1; round <= ROUNDS; round++)); do
   for target in coturn tandem; do
     port=$COTURN_PORT; [ "$target" = tandem ] && port=$TANDEM_PORT
     read -r u p < <(credentials "r$round")
     before=$(cpu_ticks "${PID[$target]}")
-    turnutils_uclient $TCP -u "$u" -w "$p" -p "$port" -e 127.0.0.1 -r "$PEER_PORT" \
-      -m "$CLIENTS" -n "$MESSAGES" -z "$INTERVAL" -l "$LENGTH" 127.0.0.1 >"$WORK/$target.$round" 2>&1 \
-      || die "$target: uclient failed: $(tail -3 "$WORK/$target.$round")"
+    log="$WORK/$target.$round"
+    for ((k = 1; k <= PARALLEL; k++)); do
+      turnutils_uclient $TCP -u "$u" -w "$p" -p "$port" -e 127.0.0.1 -r "$PEER_PORT" \
+        -m "$CLIENTS" -n "$MESSAGES" -z "$INTERVAL" -l "$LENGTH" 127.0.0.1 >"$log.$k" 2>&1 &
+    done
+    wait_ok=1
+    for job in $(jobs -p); do
+      [ "$job" = "${PID[coturn]}" ] || [ "$job" = "${PID[tandem]}" ] || [ "$job" = "${PID[peer]}" ] \
+        || wait "$job" || wait_ok=0
+    done
+    [ "$wait_ok" = 1 ] || die "$target: uclient failed: $(tail -3 "$log.1")"
     after=$(cpu_ticks "${PID[$target]}")
-    # Per-second cumulative counts -> peak 5 s rate and mean rate while sending.
-    read -r rate mean < <(awk -F'tot_recv_msgs=' '/msz=/ {split($2, a, ","); r[n++] = a[1]}
+    # Per-second cumulative counts, summed over the processes by second ->
+    # peak 5 s rate and mean rate while sending.
+    read -r rate mean < <(awk -F'tot_recv_msgs=' 'FNR == 1 {i = 0} /msz=/ {split($2, a, ","); r[i++] += a[1]; if (i > n) n = i}
       END { peak = 0; first = -1; last = 0
             for (i = 0; i < n; i++) { if (first < 0 && r[i] > 0) first = i; if (r[i] > r[last]) last = i }
             for (i = 0; i + 5 < n; i++) if ((r[i+5] - r[i]) / 5 > peak) peak = (r[i+5] - r[i]) / 5
             span = last - first + 1; if (first < 0) span = 1
-            printf "%d %d\n", peak, r[last] / span }' "$WORK/$target.$round")
-    sent=$(sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\1/p' "$WORK/$target.$round" | tail -1)
-    recv=$(sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\2/p' "$WORK/$target.$round" | tail -1)
-    loss=$(sed -n 's/.*Total lost packets [0-9]* (\([0-9.]*\)%).*/\1/p' "$WORK/$target.$round" | tail -1)
-    rtt=$(sed -n 's/.*Average round trip delay \([0-9.]*\) ms.*/\1/p' "$WORK/$target.$round" | tail -1)
+            printf "%d %d\n", peak, r[last] / span }' "$log".*)
+    cat "$log".* >"$log"
+    sent=$(sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\1/p' "$log" | awk '{s += $1} END {print s}')
+    recv=$(sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\2/p' "$log" | awk '{s += $1} END {print s}')
+    loss=$(awk -v s="$sent" -v r="$recv" 'BEGIN {printf "%.6f", (s > 0 ? 100 * (s - r) / s : 0)}')
+    rtt=$(sed -n 's/.*Average round trip delay \([0-9.]*\) ms.*/\1/p' "$log" | awk '{s += $1; n++} END {printf "%.6f", (n ? s / n : 0)}')
     cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')
     printf '%-7s round %d: %7s msg/s peak, %7s mean, sent %s recv %s, loss %s%%, RTT %s ms, server CPU %s s (%s µs/msg)\n' \
       "$target" "$round" "$rate" "$mean" "$sent" "$recv" "$loss" "$rtt" "$cpu" \

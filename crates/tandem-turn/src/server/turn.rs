@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use metrics::{Counter, Gauge};
 use tokio::net::UdpSocket;
 
-use super::allocation::{Allocation, BindError, NewAllocation};
+use super::allocation::{Allocation, BindError, NewAllocation, State};
 use super::link::{ClientKey, Link};
 use super::nonce::Nonces;
 use super::policy::{PeerPolicy, Reach};
@@ -660,10 +660,9 @@ impl Server {
         }
     }
 
-    /// Checks permission and budget for `len` bytes to `peer`.
-    fn may_relay(&self, allocation: &Allocation, peer: SocketAddr, len: usize) -> bool {
-        let now = Instant::now();
-        let mut state = allocation.state();
+    /// Checks permission and budget for `len` bytes to or from `peer`, in
+    /// the caller's one lock of the allocation's state.
+    fn admit(&self, state: &mut State, peer: SocketAddr, len: usize, now: Instant) -> bool {
         if !state.permits(peer, &self.config.relay_ports, now) {
             self.stats.no_permission.increment(1);
             return false;
@@ -675,10 +674,8 @@ impl Server {
         true
     }
 
-    async fn relay_to_peer(&self, allocation: &Allocation, peer: SocketAddr, data: &[u8]) {
-        if self.may_relay(allocation, peer, data.len())
-            && allocation.relay.send_to(data, peer).await.is_ok()
-        {
+    async fn send_to_peer(&self, allocation: &Allocation, peer: SocketAddr, data: &[u8]) {
+        if allocation.relay.send_to(data, peer).await.is_ok() {
             self.stats.to_peer.increment(data.len() as u64);
         }
     }
@@ -697,7 +694,10 @@ impl Server {
             _ => None,
         });
         if let (Some(peer), Some(data)) = (peer, data) {
-            self.relay_to_peer(&allocation, peer, data).await;
+            let admitted = self.admit(&mut allocation.state(), peer, data.len(), Instant::now());
+            if admitted {
+                self.send_to_peer(&allocation, peer, data).await;
+            }
         }
     }
 
@@ -710,9 +710,16 @@ impl Server {
         let Some(allocation) = self.lookup(client) else {
             return;
         };
-        let peer = allocation.state().channel_peer(number, Instant::now());
+        let peer = {
+            let now = Instant::now();
+            let mut state = allocation.state();
+            match state.channel_peer(number, now) {
+                Some(peer) if self.admit(&mut state, peer, data.len(), now) => Some(peer),
+                _ => None,
+            }
+        };
         if let Some(peer) = peer {
-            self.relay_to_peer(&allocation, peer, data).await;
+            self.send_to_peer(&allocation, peer, data).await;
         }
     }
 
@@ -728,10 +735,14 @@ impl Server {
                 continue;
             };
             let data = &buf[..n];
-            if !self.may_relay(&allocation, peer, n) {
-                continue;
-            }
-            let number = allocation.state().peer_channel(peer, Instant::now());
+            let number = {
+                let now = Instant::now();
+                let mut state = allocation.state();
+                if !self.admit(&mut state, peer, n, now) {
+                    continue;
+                }
+                state.peer_channel(peer, now)
+            };
             let frame = match number {
                 Some(number) => channel::encode(number, data, pad).ok(),
                 None => {
