@@ -117,7 +117,7 @@ pub(crate) struct Load {
 /// Runs coturn's client through the relay to the peer; returns (exit
 /// success, its report). It exits 0 even when packets were lost, so callers
 /// check the report's "Total lost packets" line.
-pub(crate) fn uclient(
+pub(crate) async fn uclient(
     port: u16,
     peer: u16,
     username: &str,
@@ -125,7 +125,8 @@ pub(crate) fn uclient(
     tcp: bool,
     load: Load,
 ) -> (bool, String) {
-    let mut cmd = Command::new("turnutils_uclient");
+    // Async, so an embedded server in this process keeps running meanwhile.
+    let mut cmd = tokio::process::Command::new("turnutils_uclient");
     cmd.args(["-u", username, "-w", password, "-p", &port.to_string()])
         .args([
             "-e",
@@ -145,25 +146,11 @@ pub(crate) fn uclient(
     let out = cmd
         .arg("127.0.0.1")
         .output()
+        .await
         .expect("run turnutils_uclient");
     let report =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), report)
-}
-
-/// [`uclient`] on a blocking thread, so the embedded server keeps running.
-async fn uclient_async(
-    port: u16,
-    peer: u16,
-    username: &str,
-    password: &str,
-    tcp: bool,
-    load: Load,
-) -> (bool, String) {
-    let (username, password) = (username.to_owned(), password.to_owned());
-    tokio::task::spawn_blocking(move || uclient(port, peer, &username, &password, tcp, load))
-        .await
-        .expect("uclient thread")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,8 +215,8 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
         messages: 1000,
     };
     let (udp, tcp) = tokio::join!(
-        uclient_async(embedded, peer, &username, &password, false, full),
-        uclient_async(embedded, peer, &username, &password, true, full),
+        uclient(embedded, peer, &username, &password, false, full),
+        uclient(embedded, peer, &username, &password, true, full),
     );
     for (tcp, (ok, report)) in [(false, udp), (true, tcp)] {
         assert!(ok, "embedded tcp={tcp}: {report}");
@@ -248,7 +235,7 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
         messages: 20,
     };
     for tcp in [false, true] {
-        let (ok, report) = uclient_async(coturn, peer, &username, &password, tcp, small).await;
+        let (ok, report) = uclient(coturn, peer, &username, &password, tcp, small).await;
         assert!(ok, "coturn tcp={tcp}: {report}");
         assert!(
             report.contains("Total lost packets 0 (0.000000%)"),
@@ -270,7 +257,7 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
         ("expired", &expired, &expired_password),
     ] {
         for (server, port) in [("embedded", embedded), ("coturn", coturn)] {
-            let (ok, report) = uclient_async(port, peer, user, pass, false, small).await;
+            let (ok, report) = uclient(port, peer, user, pass, false, small).await;
             assert!(
                 !ok && report.contains("Cannot complete Allocation"),
                 "{name} at {server}: {report}"

@@ -134,6 +134,15 @@ impl Client {
     }
 }
 
+/// A Send indication of `data` to `peer`.
+fn send_indication(peer: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut send = MessageBuilder::new(Method::Send, Class::Indication, txid());
+    send.add(&Attribute::XorPeerAddress(peer))
+        .and_then(|s| s.add(&Attribute::Data(data.to_vec())))
+        .expect("send attributes");
+    send.build(None, false).expect("send indication")
+}
+
 fn error_code(m: &Message) -> Option<u16> {
     m.attributes.iter().find_map(|a| match a {
         Attribute::ErrorCode { code, .. } => Some(*code),
@@ -298,11 +307,7 @@ async fn relays_between_two_allocations_and_not_to_local_services() {
     // dropped: the permission for 127.0.0.1 only reaches relay ports.
     let service = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let target = service.local_addr().expect("addr");
-    let mut send = MessageBuilder::new(Method::Send, Class::Indication, txid());
-    send.add(&Attribute::XorPeerAddress(target))
-        .and_then(|s| s.add(&Attribute::Data(b"FLUSHALL".to_vec())))
-        .expect("send");
-    let send = send.build(None, false).expect("send");
+    let send = send_indication(target, b"FLUSHALL");
     alice
         .socket
         .send_to(&send, alice.server)
@@ -310,12 +315,7 @@ async fn relays_between_two_allocations_and_not_to_local_services() {
         .expect("send");
     // The same packet to Bob's relay does arrive, so the drop above is the
     // rule, not a lost datagram.
-    let mut to_bob = MessageBuilder::new(Method::Send, Class::Indication, txid());
-    to_bob
-        .add(&Attribute::XorPeerAddress(b))
-        .and_then(|s| s.add(&Attribute::Data(b"second".to_vec())))
-        .expect("send");
-    let to_bob = to_bob.build(None, false).expect("send");
+    let to_bob = send_indication(b, b"second");
     alice
         .socket
         .send_to(&to_bob, alice.server)

@@ -99,6 +99,17 @@ fn photo(width: u32, height: u32) -> image::RgbImage {
     })
 }
 
+/// One variant's bytes; an error status is an error.
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<bytes::Bytes, reqwest::Error> {
+    client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let source = match &args.source {
@@ -153,13 +164,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "{base}/cdn-cgi/image/width={},quality={},format={format}/uploads/bench/source.jpg",
             args.width, args.quality
         );
-        let first = client
-            .get(&url)
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
+        let first = fetch(&client, &url).await?;
         let out = image::load_from_memory(&first)?;
         anyhow::ensure!(
             out.width() == args.width,
@@ -174,13 +179,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     (client.clone(), url.clone(), next.clone(), args.images);
                 tokio::spawn(async move {
                     while next.fetch_add(1, Ordering::Relaxed) < total {
-                        client
-                            .get(&url)
-                            .send()
-                            .await?
-                            .error_for_status()?
-                            .bytes()
-                            .await?;
+                        fetch(&client, &url).await?;
                     }
                     Ok::<_, reqwest::Error>(())
                 })

@@ -43,7 +43,10 @@ pub struct WriteMarks {
 }
 
 /// Raises a stored position, never lowers it, and renews its expiry.
-const RAISE: &str = r"
+static RAISE: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(RAISE_LUA));
+
+const RAISE_LUA: &str = r"
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
@@ -65,9 +68,8 @@ impl WriteMarks {
     pub async fn mark(&self, marks: &[String], lsn: Lsn) {
         if let Some((conn, prefix)) = &self.redis {
             let mut conn = conn.clone();
-            let script = redis::Script::new(RAISE);
             for mark in marks {
-                let stored: Result<(), _> = script
+                let stored: Result<(), _> = RAISE
                     .key(format!("{prefix}rw:{mark}"))
                     .arg(lsn)
                     .arg(self.ttl.as_secs().max(1))

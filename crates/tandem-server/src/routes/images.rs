@@ -40,14 +40,7 @@ pub async fn image(
         Ok(variant) => variant,
         Err(e) => return refused(&e),
     };
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == variant.etag)
-        })
-    {
+    if super::web::not_modified(&headers, &variant.etag) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     let mut response = variant.bytes.clone().into_response();

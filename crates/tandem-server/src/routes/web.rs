@@ -54,6 +54,18 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Whether the request's `If-None-Match` names `etag` (weakly) or `*`.
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        })
+}
+
 /// The negotiated variant, or 304 when the client's copy is current.
 fn respond(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> Response {
     let accept = headers
@@ -61,15 +73,7 @@ fn respond(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> R
         .and_then(|v| v.to_str().ok());
     let (encoding, body) = asset.negotiate(accept);
     let etag = asset.etag(encoding);
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == etag || t == "*")
-        });
-    let mut response = if fresh {
+    let mut response = if not_modified(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut ok = body.into_response();

@@ -109,7 +109,7 @@ pub fn detect_relay_ip() -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-/// A running server; dropping it (or [`Self::shutdown`]) stops it.
+/// A running server; dropping it stops it and ends every allocation.
 #[derive(Debug)]
 pub struct TurnServer {
     udp_addr: SocketAddr,
@@ -164,10 +164,6 @@ impl TurnServer {
     }
 
     /// Stops listening and ends every allocation.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
     fn stop(&mut self) {
         for task in self.tasks.drain(..) {
             task.abort();
