@@ -1,5 +1,6 @@
 //! Subcommands of the `tandem` binary.
 
+mod archive;
 mod migrate;
 mod serve;
 mod worker;
@@ -29,8 +30,15 @@ enum Command {
     Serve(serve::Args),
     /// Apply pending database migrations and exit.
     Migrate(CommonArgs),
-    /// Run background workers without HTTP (session clean-up now; jobs later).
+    /// Run background workers without HTTP (job queues, upkeep, the archive schedule).
     Worker(CommonArgs),
+    /// Archive old analytics to cold storage, list archives, restore one.
+    Archive {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: archive::Command,
+    },
 }
 
 /// Options every command understands.
@@ -48,6 +56,9 @@ impl Cli {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate(args) => migrate::run(load_config(None, args.data_dir)?).await,
             Command::Worker(args) => worker::run(load_config(None, args.data_dir)?).await,
+            Command::Archive { common, command } => {
+                archive::run(load_config(None, common.data_dir)?, command).await
+            }
         }
     }
 }

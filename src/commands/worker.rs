@@ -5,8 +5,8 @@ use tandem_server::{App, AppState, Config, jobs, run_maintenance};
 
 use super::shutdown_on_signals;
 
-/// Background work without HTTP: the job queues' workers and periodic
-/// upkeep (expired sessions). Run several for more throughput; with Redis
+/// Background work without HTTP: the job queues' workers, periodic upkeep
+/// (expired sessions, analytics partitions) and the archive schedule. Run several for more throughput; with Redis
 /// they share BullMQ queues, in the embedded mode the database's.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = AppState(Arc::new(App::build(config, Arc::new(SystemClock)).await?));
@@ -15,10 +15,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         app.queue.kind()
     );
     let shutdown = shutdown_on_signals();
+    let schedule = async {
+        if let Some(schedule) = app.config.archive_schedule.clone() {
+            tandem_archive::run_schedule(app.archiver.clone(), schedule, shutdown.clone()).await;
+        }
+    };
     tokio::join!(
         run_maintenance(app.clone(), shutdown.clone()),
-        jobs::run_workers(app, shutdown),
+        jobs::run_workers(app.clone(), shutdown.clone()),
+        schedule,
     );
+    app.shutdown.trigger();
+    app.analytics.drained().await;
     tracing::info!("worker stopped");
     Ok(())
 }

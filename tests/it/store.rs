@@ -12,13 +12,13 @@ use tandem_store::{ObjectStore, S3Config, S3Store};
 
 use crate::helpers::{Backend, TestApp};
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59000".into())
 }
 
 /// A fresh bucket on the S3 API; `None` (skip) when it is not running,
 /// a failure under `CI=true`.
-async fn bucket() -> Option<String> {
+pub(crate) async fn bucket() -> Option<String> {
     let name = format!("tandem-test-{}", uuid::Uuid::new_v4().simple());
     let created = reqwest::Client::new()
         .put(format!("{}/{name}", endpoint()))

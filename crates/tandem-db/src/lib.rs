@@ -6,6 +6,7 @@
 //! its own migrations under `migrations/`. [`connect`] picks one from the
 //! configured URL, once, at start-up.
 
+pub mod analytics;
 pub mod jobs;
 pub mod models;
 pub mod partners;
@@ -22,6 +23,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use analytics::{
+    Activity, AnalyticsRepo, AnalyticsRow, AnalyticsTable, ArchiveObject, ArchiveRun, Json,
+    PageView, Purge, StudyVisit, Week,
+};
 pub use jobs::{JobCountsRecord, JobLease, JobRecord, JobRepo, NewJobRecord, StalledSweep};
 pub use models::*;
 pub use partners::PartnerRepo;
@@ -217,6 +222,7 @@ pub trait Database:
     + ConfigRepo
     + JobRepo
     + PartnerRepo
+    + AnalyticsRepo
     + fmt::Debug
 {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.

@@ -3,14 +3,14 @@
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
 use crate::{
-    ConnectOptions, DbError, jobs::impl_job_repo, partners::impl_partner_repo,
-    shared::impl_database, shared_rooms::impl_room_repos,
+    ConnectOptions, DbError, analytics::impl_analytics_repo, jobs::impl_job_repo,
+    partners::impl_partner_repo, shared::impl_database, shared_rooms::impl_room_repos,
 };
 
 /// A pooled PostgreSQL connection.
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresDatabase {
@@ -34,3 +34,4 @@ impl_database!(PostgresDatabase, "postgres", "./migrations/postgres");
 impl_room_repos!(PostgresDatabase);
 impl_job_repo!(PostgresDatabase, "FOR UPDATE SKIP LOCKED");
 impl_partner_repo!(PostgresDatabase);
+impl_analytics_repo!(PostgresDatabase, sqlx::PgConnection, sqlx::postgres::PgRow);

@@ -8,15 +8,15 @@ use sqlx::{
 };
 
 use crate::{
-    ConnectOptions, DbError, jobs::impl_job_repo, partners::impl_partner_repo,
-    shared::impl_database, shared_rooms::impl_room_repos,
+    ConnectOptions, DbError, analytics::impl_analytics_repo, jobs::impl_job_repo,
+    partners::impl_partner_repo, shared::impl_database, shared_rooms::impl_room_repos,
 };
 
 /// SQLite in WAL mode with a busy timeout, so readers never block the writer
 /// and concurrent writers wait instead of failing.
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteDatabase {
@@ -45,3 +45,8 @@ impl_database!(SqliteDatabase, "sqlite", "./migrations/sqlite");
 impl_room_repos!(SqliteDatabase);
 impl_job_repo!(SqliteDatabase, "");
 impl_partner_repo!(SqliteDatabase);
+impl_analytics_repo!(
+    SqliteDatabase,
+    sqlx::SqliteConnection,
+    sqlx::sqlite::SqliteRow
+);

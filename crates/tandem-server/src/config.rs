@@ -79,6 +79,17 @@ pub struct Config {
     /// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_ENDPOINT_URL` (S3-compatible stores): how to reach the buckets.
     pub aws: AwsConfig,
+    /// `ARCHIVE_BUCKET`: S3 bucket for analytics archives (unset: the
+    /// `archive` folder under the data dir).
+    pub archive_bucket: Option<String>,
+    /// `ARCHIVE_AFTER_DAYS`: analytics older than this are archived.
+    pub archive_after_days: u32,
+    /// `ARCHIVE_SCHEDULE`: when the built-in scheduler archives (a cron
+    /// expression in UTC, default Sundays 03:00; `off`: never).
+    pub archive_schedule: Option<tandem_archive::Schedule>,
+    /// `CRON_SECRET`: bearer token of `GET /api/cron/archive-analytics`
+    /// (unset: the endpoint is off).
+    pub cron_secret: Option<SecretString>,
     /// `TANDEM_UPLOAD_MAX_BYTES`: largest image upload (avatars).
     pub upload_max_bytes: usize,
     /// `TANDEM_IMAGE_SIZES`: widths and heights `/cdn-cgi/image/` accepts.
@@ -251,6 +262,22 @@ impl Config {
                 secret_access_key: env.get("AWS_SECRET_ACCESS_KEY").map(SecretString::from),
                 endpoint_url: env.get("AWS_ENDPOINT_URL"),
             },
+            archive_bucket: env.get("ARCHIVE_BUCKET"),
+            archive_after_days: env.count("ARCHIVE_AFTER_DAYS", "90")?,
+            archive_schedule: match env.get("ARCHIVE_SCHEDULE").as_deref().map(str::trim) {
+                Some("off") => None,
+                other => {
+                    let expression = other.unwrap_or("0 3 * * 0");
+                    Some(tandem_archive::Schedule::parse(expression).map_err(|_| {
+                        env.error(
+                            "ARCHIVE_SCHEDULE",
+                            expression,
+                            "expected a cron expression like 0 3 * * 0, or off",
+                        )
+                    })?)
+                }
+            },
+            cron_secret: env.get("CRON_SECRET").map(SecretString::from),
             upload_max_bytes: env.parse("TANDEM_UPLOAD_MAX_BYTES", "5242880", "expected bytes")?,
             image_sizes: env.list(
                 "TANDEM_IMAGE_SIZES",

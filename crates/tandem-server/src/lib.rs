@@ -5,6 +5,7 @@
 //! and [`Server::run`] serves until the shared [`Shutdown`] fires.
 
 mod achievements;
+pub mod analytics;
 pub mod assets;
 pub mod config;
 mod cookies;
@@ -29,7 +30,7 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::ApiError;
-pub use state::{App, AppState};
+pub use state::{App, AppState, archiver};
 
 /// A bound, ready-to-run Tandem HTTP server.
 pub struct Server {
@@ -69,6 +70,14 @@ impl Server {
             .config
             .queue_workers
             .then(|| tokio::spawn(jobs::run_workers(self.app.clone(), shutdown.clone())));
+        let schedule = self.app.config.archive_schedule.clone().map(|schedule| {
+            tokio::spawn(tandem_archive::run_schedule(
+                self.app.archiver.clone(),
+                schedule,
+                shutdown.clone(),
+            ))
+        });
+        let app = self.app.clone();
         let app_shutdown = self.app.shutdown.clone();
         let relay = shutdown.clone();
         tokio::spawn(async move {
@@ -86,6 +95,10 @@ impl Server {
         .context("HTTP server failed")?;
         shutdown.trigger();
         let _ = maintenance.await;
+        if let Some(schedule) = schedule {
+            let _ = schedule.await;
+        }
+        app.analytics.drained().await;
         if let Some(workers) = workers {
             let _ = workers.await;
         }
@@ -94,17 +107,23 @@ impl Server {
 }
 
 /// Periodic upkeep until `shutdown`: removes expired sessions from stores
-/// that do not expire them by themselves. Run by `serve` and by `worker`.
+/// that do not expire them by themselves, and keeps the analytics
+/// partitions of the coming weeks ready. Run by `serve` and by `worker`.
 pub async fn run_maintenance(app: AppState, shutdown: Shutdown) {
     let mut every = tokio::time::interval(Duration::from_secs(15 * 60));
+    let weeks_ahead = tandem_archive::ArchiveOptions::default().weeks_ahead;
     loop {
         tokio::select! {
-            _ = every.tick() => match app.sessions.purge_expired().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "expired sessions removed"),
-                Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
-            },
+            _ = every.tick() => {}
             _ = shutdown.wait() => return,
+        }
+        match app.sessions.purge_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+        if let Err(e) = app.db.prepare_weeks(app.clock.now(), weeks_ahead).await {
+            tracing::warn!(error = %e, "preparing analytics partitions failed");
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod ai;
+pub mod analytics;
 pub mod auth;
 pub mod catalog;
 pub mod chat;
@@ -54,6 +55,7 @@ use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
          (name = "partners", description = "Study partners"),
          (name = "ai", description = "AI study coach"),
          (name = "admin", description = "Operators"),
+         (name = "analytics", description = "Page views, activity and their archive"),
          (name = "webrtc", description = "Video calls"),
          (name = "system", description = "Health"))
 )]
@@ -108,6 +110,9 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(partners::block))
         .routes(routes!(ai::queue_task))
         .routes(routes!(admin::queues))
+        .routes(routes!(admin::archive_runs))
+        .routes(routes!(analytics::ingest).layer(DefaultBodyLimit::max(32 * 1024)))
+        .routes(routes!(analytics::cron_archive))
         .routes(routes!(webrtc::ice_servers))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))

@@ -85,6 +85,10 @@ pub struct App {
     pub index_page: crate::assets::Asset,
     /// The page's Content-Security-Policy (allows the asset origin).
     pub index_csp: String,
+    /// Analytics events on their way to the database, in batches.
+    pub analytics: crate::analytics::AnalyticsSink,
+    /// Archives expired analytics weeks to `ARCHIVE_BUCKET` or `<data-dir>/archive`.
+    pub archiver: tandem_archive::Archiver,
     /// The embedded TURN server (started by [`crate::Server::bind`] only).
     pub turn: Option<crate::turn::EmbeddedTurn>,
 }
@@ -108,7 +112,15 @@ impl App {
             None => None,
         };
         let shutdown = Shutdown::new();
-        let objects = object_store(&config)?;
+        let objects = object_store(&config.uploads_bucket, &config, "objects")
+            .context("configuring the uploads bucket (UPLOADS_BUCKET, AWS_*)")?;
+        let archiver = archiver(&config, db.clone(), clock.clone())?;
+        db.prepare_weeks(
+            clock.now(),
+            tandem_archive::ArchiveOptions::default().weeks_ahead,
+        )
+        .await
+        .context("preparing analytics partitions")?;
         let replicas = connect_replicas(&config, &db, &options, redis.as_ref(), &shutdown).await?;
         let policy = SessionPolicy {
             idle_timeout: chrono_duration(config.session_idle_timeout),
@@ -163,10 +175,8 @@ impl App {
             chat_batcher,
             realtime_presence,
             realtime_tokens: realtime_signer(&config),
-            shutdown,
             metrics: telemetry::metrics_handle(),
             clock,
-            db,
             redis,
             queue,
             ai: ai_client(&config)?,
@@ -183,6 +193,10 @@ impl App {
             store: objects,
             index_page: crate::assets::index_page(&config.asset_prefix),
             index_csp: crate::routes::page_security_policy(&config.asset_prefix),
+            analytics: crate::analytics::AnalyticsSink::start(db.clone(), shutdown.clone()),
+            archiver,
+            shutdown,
+            db,
             turn: None,
             config,
         })
@@ -205,27 +219,45 @@ fn limit_name(key: &str) -> String {
     key.split(':').take(2).collect::<Vec<_>>().join(":")
 }
 
-/// Uploads and variants: the `UPLOADS_BUCKET` on S3, or a folder under the
-/// data dir.
-fn object_store(config: &Config) -> anyhow::Result<Arc<dyn tandem_store::ObjectStore>> {
-    Ok(match &config.uploads_bucket {
-        Some(bucket) => Arc::new(
-            tandem_store::S3Store::new(&tandem_store::S3Config {
-                bucket: bucket.clone(),
-                region: config.aws.region.clone(),
-                endpoint: config.aws.endpoint_url.clone(),
-                access_key_id: config.aws.access_key_id.clone(),
-                secret_access_key: config
-                    .aws
-                    .secret_access_key
-                    .as_ref()
-                    .map(|s| s.expose_secret().to_owned()),
-            })
-            .context("configuring the uploads bucket (UPLOADS_BUCKET, AWS_*)")?,
-        ),
-        None => Arc::new(tandem_store::LocalStore::new(
-            config.data_dir.join("objects"),
-        )),
+/// The analytics archiver: to `ARCHIVE_BUCKET` on S3, or to
+/// `<data-dir>/archive`, for rows older than `ARCHIVE_AFTER_DAYS`.
+pub fn archiver(
+    config: &Config,
+    db: Arc<dyn Database>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<tandem_archive::Archiver> {
+    let store = object_store(&config.archive_bucket, config, "archive")
+        .context("configuring the archive bucket (ARCHIVE_BUCKET, AWS_*)")?;
+    Ok(tandem_archive::Archiver::new(
+        db,
+        store,
+        clock,
+        tandem_archive::ArchiveOptions {
+            after: chrono::Duration::days(config.archive_after_days.into()),
+            ..tandem_archive::ArchiveOptions::default()
+        },
+    ))
+}
+
+/// An object store: `bucket` on S3 if set, else `<data-dir>/<folder>`.
+fn object_store(
+    bucket: &Option<String>,
+    config: &Config,
+    folder: &str,
+) -> anyhow::Result<Arc<dyn tandem_store::ObjectStore>> {
+    Ok(match bucket {
+        Some(bucket) => Arc::new(tandem_store::S3Store::new(&tandem_store::S3Config {
+            bucket: bucket.clone(),
+            region: config.aws.region.clone(),
+            endpoint: config.aws.endpoint_url.clone(),
+            access_key_id: config.aws.access_key_id.clone(),
+            secret_access_key: config
+                .aws
+                .secret_access_key
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+        })?),
+        None => Arc::new(tandem_store::LocalStore::new(config.data_dir.join(folder))),
     })
 }
 

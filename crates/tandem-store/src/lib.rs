@@ -12,6 +12,17 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An object's bytes, piece by piece.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
+/// Size of the pieces an S3 object is uploaded in (S3's minimum is 5 MiB).
+const PART_BYTES: usize = 8 << 20;
+/// Parts of one object in flight at once: with [`PART_BYTES`], an upload
+/// buffers at most ~24 MiB however large the object is.
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +73,34 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError>;
     /// Removes an object; `false` if there was none.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Starts writing an object piece by piece (a multipart upload on S3).
+    /// Nothing is visible under `key` until [`ObjectWriter::finish`]; a
+    /// writer dropped or aborted before that leaves the old object, if any.
+    async fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
+    /// Reads an object piece by piece, or `None` if there is none.
+    async fn reader(&self, key: &str) -> Result<Option<ByteStream>, StoreError>;
+    /// Every object whose key starts with `prefix/`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+}
+
+/// An object found by [`ObjectStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// An object being written; see [`ObjectStore::writer`].
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Appends bytes (waits while earlier parts are still uploading).
+    async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError>;
+    /// Makes the object visible under its key, all at once.
+    async fn finish(self: Box<Self>) -> Result<(), StoreError>;
+    /// Gives up: whatever was written is discarded.
+    async fn abort(self: Box<Self>);
 }
 
 /// Objects as files under a folder.
@@ -118,6 +157,102 @@ impl ObjectStore for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let path = self.path(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let temp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        let file = tokio::fs::File::create(&temp).await?;
+        Ok(Box::new(LocalWriter {
+            file: tokio::io::BufWriter::with_capacity(1 << 20, file),
+            temp,
+            path,
+        }))
+    }
+
+    async fn reader(&self, key: &str) -> Result<Option<ByteStream>, StoreError> {
+        let file = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+            let mut buf = vec![0u8; 256 << 10];
+            let n = file.read(&mut buf).await?;
+            buf.truncate(n);
+            Ok((n > 0).then(|| (Bytes::from(buf), file)))
+        });
+        Ok(Some(chunks.boxed()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let root = self.path(prefix)?;
+        let mut found = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(entry) = entries.next_entry().await? {
+                let meta = entry.metadata().await?;
+                let path = entry.path();
+                if meta.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let key = path
+                    .strip_prefix(&self.root)
+                    .ok()
+                    .and_then(|k| k.to_str())
+                    .map(|k| k.replace(std::path::MAIN_SEPARATOR, "/"));
+                // Temporary files of unfinished writes are not objects.
+                if let Some(key) = key.filter(|k| !k.contains(".tmp-")) {
+                    found.push(ObjectInfo {
+                        key,
+                        size: meta.len(),
+                    });
+                }
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+}
+
+/// A file written beside its final name, renamed into place when finished.
+struct LocalWriter {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    temp: PathBuf,
+    path: PathBuf,
+}
+
+#[async_trait]
+impl ObjectWriter for LocalWriter {
+    async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        self.file.write_all(&bytes).await?;
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), StoreError> {
+        let done = async {
+            self.file.flush().await?;
+            self.file.get_ref().sync_all().await?;
+            tokio::fs::rename(&self.temp, &self.path).await
+        };
+        if let Err(e) = done.await {
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) {
+        let _ = tokio::fs::remove_file(&self.temp).await;
     }
 }
 
@@ -213,6 +348,63 @@ impl ObjectStore for S3Store {
             }
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        use object_store::ObjectStore as _;
+        let upload = self.inner.put_multipart(&Self::path(key)?).await?;
+        Ok(Box::new(S3Writer(
+            object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
+        )))
+    }
+
+    async fn reader(&self, key: &str) -> Result<Option<ByteStream>, StoreError> {
+        use object_store::ObjectStore as _;
+        match self.inner.get(&Self::path(key)?).await {
+            Ok(found) => Ok(Some(found.into_stream().map_err(StoreError::from).boxed())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        use object_store::ObjectStore as _;
+        let prefix = Self::path(prefix)?;
+        let mut found: Vec<ObjectInfo> = self
+            .inner
+            .list(Some(&prefix))
+            .map_ok(|meta| ObjectInfo {
+                key: meta.location.to_string(),
+                size: meta.size,
+            })
+            .try_collect()
+            .await?;
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+}
+
+/// A multipart upload: parts go out as they fill, a few at a time.
+struct S3Writer(object_store::WriteMultipart);
+
+#[async_trait]
+impl ObjectWriter for S3Writer {
+    async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        self.0.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        self.0.put(bytes);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<(), StoreError> {
+        self.0.finish().await?;
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) {
+        if let Err(e) = self.0.abort().await {
+            // An S3 lifecycle rule for incomplete multipart uploads cleans up.
+            tracing::warn!(error = %e, "could not abort a multipart upload");
         }
     }
 }

@@ -111,3 +111,66 @@ async fn ensure_database(server: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A database of its own, for tests that own global state (the archive's
+/// partitions and lease); dropped with the value.
+pub struct FreshDatabase {
+    /// Its URL.
+    pub url: String,
+    name: String,
+}
+
+/// A fresh, empty PostgreSQL database; `None` (skip) when PostgreSQL is not
+/// running, a failure under `CI=true`.
+pub async fn fresh_postgres() -> Option<FreshDatabase> {
+    use sqlx::Connection;
+    let server = postgres_server();
+    let name = format!("tandem_t_{}", uuid::Uuid::new_v4().simple());
+    let created = async {
+        let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+    }
+    .await;
+    match created {
+        Ok(_) => Some(FreshDatabase {
+            url: format!("{server}/{name}"),
+            name,
+        }),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but PostgreSQL is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: PostgreSQL unavailable ({e}); set CI=true to fail instead");
+            None
+        }
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (postgres_server(), self.name.clone());
+        // Drop runs outside any runtime's async context: use a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+                    .await
+                    .map_err(std::io::Error::other)?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}

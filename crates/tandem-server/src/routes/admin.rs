@@ -1,4 +1,5 @@
-//! Operators' view of the job queues: sizes per state and recent failures.
+//! Operators' view of the job queues (sizes per state, recent failures) and
+//! of the analytics archive runs.
 //! Only for accounts listed in `TANDEM_ADMIN_EMAILS`; everyone else gets
 //! 404, as if the endpoint did not exist.
 
@@ -9,6 +10,8 @@ use utoipa::ToSchema;
 
 use crate::{ApiError, AppState, error::Problem, extract::Authenticated, jobs};
 
+/// Archive runs shown.
+const RECENT_RUNS: i64 = 20;
 /// Failures shown per queue.
 const RECENT_FAILURES: usize = 20;
 
@@ -57,11 +60,7 @@ pub async fn queues(
     State(app): State<AppState>,
     auth: Authenticated,
 ) -> Result<axum::Json<QueuesOverview>, ApiError> {
-    let user = app.db.user_by_id(auth.user_id()).await?;
-    let admin = user.is_some_and(|u| app.config.admin_emails.contains(&u.email));
-    if !admin {
-        return Err(ApiError::NotFound("endpoint"));
-    }
+    require_admin(&app, &auth).await?;
     let mut queues = Vec::new();
     for name in jobs::QUEUES {
         let failed = app.queue.failed(name, RECENT_FAILURES).await?;
@@ -84,4 +83,25 @@ pub async fn queues(
         backend: app.queue.kind(),
         queues,
     }))
+}
+
+/// Lets only operators through; everyone else gets 404.
+pub async fn require_admin(app: &AppState, auth: &Authenticated) -> Result<(), ApiError> {
+    let user = app.db.user_by_id(auth.user_id()).await?;
+    if user.is_some_and(|u| app.config.admin_emails.contains(&u.email)) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("endpoint"))
+    }
+}
+
+/// The latest archive runs, newest first.
+#[utoipa::path(get, path = "/api/admin/archive-runs", tag = "admin",
+    responses((status = 200, body = [tandem_db::ArchiveRun]), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn archive_runs(
+    State(app): State<AppState>,
+    auth: Authenticated,
+) -> Result<axum::Json<Vec<tandem_db::ArchiveRun>>, ApiError> {
+    require_admin(&app, &auth).await?;
+    Ok(axum::Json(app.db.archive_runs(RECENT_RUNS).await?))
 }

@@ -201,8 +201,28 @@ pub async fn leave(
             "This session is over; it stays in your history.".into(),
         ));
     }
+    let joined_at = app
+        .db
+        .members(id)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == auth.user_id())
+        .map(|m| m.joined_at);
     if !app.db.leave_study_session(id, auth.user_id()).await? {
         return Err(ApiError::NotFound("membership"));
+    }
+    if let Some(started_at) = joined_at {
+        // Time spent in the room, for analytics; a full buffer only loses this row.
+        let visit = tandem_db::AnalyticsRow::StudyVisit(tandem_db::StudyVisit {
+            id: 0,
+            occurred_at: app.clock.now(),
+            user_id: auth.user_id(),
+            study_session_id: Some(id),
+            started_at,
+        });
+        if app.analytics.offer(vec![visit]).is_err() {
+            tracing::warn!("analytics buffer full; a study visit was not recorded");
+        }
     }
     changed(&app, id, &[auth.user_id()]).await
 }
