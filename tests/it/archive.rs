@@ -481,3 +481,90 @@ async fn one_run_per_schedule_slot_and_one_at_a_time() {
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|r| r.status == "succeeded"));
 }
+
+/// Runs `tandem archive …` on an embedded data dir.
+fn cli(data_dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("archive")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("ARCHIVE_BUCKET")
+        .env("ARCHIVE_AFTER_DAYS", "90")
+        .output()
+        .expect("tandem runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_cli_runs_lists_and_restores() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = tandem_db::connect(None, dir.path(), &Default::default())
+        .await
+        .expect("sqlite");
+    db.migrate().await.expect("migrate");
+    let old = Week::of(Utc::now() - Duration::days(120)).start() + Duration::days(2);
+    let rows: Vec<AnalyticsRow> = (0..50)
+        .map(|i| {
+            AnalyticsRow::PageView(PageView {
+                id: 0,
+                occurred_at: old + Duration::minutes(i),
+                visitor_id: Uuid::new_v4(),
+                user_id: None,
+                path: format!("/cli/{i}"),
+                referrer: None,
+            })
+        })
+        .collect();
+    db.insert_analytics(&rows, false).await.expect("seed");
+    let week = Week::of(old);
+
+    let (ok, out) = cli(dir.path(), &["run", "--dry-run"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "would archive page_views {}: 50 rows",
+            week.label()
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        db.count_week(AnalyticsTable::PageViews, week)
+            .await
+            .expect("count"),
+        50
+    );
+
+    let (ok, out) = cli(dir.path(), &["run"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("succeeded: archived 50 rows in 1 objects"),
+        "{out}"
+    );
+    assert_eq!(
+        db.count_week(AnalyticsTable::PageViews, week)
+            .await
+            .expect("count"),
+        0
+    );
+
+    let key = key(AnalyticsTable::PageViews, week);
+    let (ok, out) = cli(dir.path(), &["list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&key) && out.contains("50 rows"), "{out}");
+
+    let (ok, out) = cli(dir.path(), &["restore", &key]);
+    assert!(ok, "{out}");
+    assert!(out.contains("50 rows, 50 were missing"), "{out}");
+    assert_eq!(
+        db.count_week(AnalyticsTable::PageViews, week)
+            .await
+            .expect("count"),
+        50
+    );
+    let (ok, out) = cli(dir.path(), &["restore", "analytics/nope/2026-W01.jsonl.gz"]);
+    assert!(!ok && out.contains("not an archive object"), "{out}");
+}

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod accounts;
+mod analytics;
 mod archive;
 mod assets;
 mod bad_input;

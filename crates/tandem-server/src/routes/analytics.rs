@@ -31,6 +31,9 @@ const MAX_URL: usize = 512;
 const MAX_DETAIL: usize = 2048;
 /// Requests per visitor per minute (per instance).
 const PER_VISITOR_PER_MINUTE: u32 = 60;
+/// Requests per client IP per minute (per instance): a campus behind one
+/// NAT is many visitors.
+const PER_IP_PER_MINUTE: u32 = 600;
 
 /// A batch of events from one browser.
 #[derive(Deserialize, ToSchema)]
@@ -87,14 +90,18 @@ pub async fn ingest(
     if batch.events.is_empty() || batch.events.len() > MAX_EVENTS {
         return Err(ApiError::invalid("events", "Send 1 to 50 events."));
     }
-    let limit = Limit {
-        max: PER_VISITOR_PER_MINUTE,
-        window: Duration::from_secs(60),
-    };
-    for key in [
-        format!("analytics:{}", batch.visitor_id),
-        format!("analytics:{}", client.ip),
+    let minute = Duration::from_secs(60);
+    for (key, max) in [
+        (
+            format!("analytics:{}", batch.visitor_id),
+            PER_VISITOR_PER_MINUTE,
+        ),
+        (format!("analytics-ip:{}", client.ip), PER_IP_PER_MINUTE),
     ] {
+        let limit = Limit {
+            max,
+            window: minute,
+        };
         if let Decision::Limited { retry_after } = app.local_limiter.hit_now(&key, limit) {
             return Err(ApiError::RateLimited(retry_after));
         }
