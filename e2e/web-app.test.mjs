@@ -100,6 +100,15 @@ test('a student signs up, edits the profile, reloads, logs out and back in', asy
   await login.getByRole('button', { name: 'Log in' }).click();
   await page.waitForURL(/#\/profile$/);
   assert.equal(await form.getByLabel('About you').inputValue(), 'I like numbers and notes.');
+
+  // The app reports page views in batches (every few seconds, and when hidden).
+  const reported = page.waitForResponse((r) => r.url().endsWith('/api/analytics/events'));
+  await page.getByRole('link', { name: 'Devices' }).click();
+  await page.getByText('This device').waitFor();
+  await page.evaluate(() => dispatchEvent(new Event('pagehide')));
+  const report = await reported;
+  assert.equal(report.status(), 202);
+  assert.ok(report.request().postDataJSON().events.some((e) => e.type === 'pageView' && e.path.startsWith('/')));
   await page.close();
 });
 

@@ -38,6 +38,11 @@ const SOURCES: &[(&str, &str, &str)] = &[
         include_str!("../web/api.js"),
     ),
     (
+        "analytics.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/analytics.js"),
+    ),
+    (
         "images.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/images.js"),

@@ -1,4 +1,5 @@
 // Tandem web app shell: a tiny hash router over <template>s.
+import { pageView } from './analytics.js';
 import { api, ApiError } from './api.js';
 import { createCall } from './call.js';
 import { imageUrl } from './images.js';
@@ -54,6 +55,7 @@ async function render() {
   nav.hidden = !me;
   document.getElementById('admin-link').hidden = !me?.admin;
   for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.dataset.route === (route.nav || name));
+  pageView(`/${name || 'profile'}`);
   await route.page(...params.map(decodeURIComponent)).catch(showError);
 }
 

@@ -158,7 +158,7 @@ export async function renderCoach(ui) {
   }
 }
 
-/** Operators: queue sizes and recent failures. */
+/** Operators: queue sizes, recent failures and analytics archive runs. */
 export async function renderQueues(ui) {
   const root = ui.mount('tpl-queues');
   const data = await api('GET', '/api/admin/queues');
@@ -175,4 +175,20 @@ export async function renderQueues(ui) {
     }
   }
   if (!failures.children.length) failures.append(el('li', 'muted', 'No failures.'));
+  const runs = await api('GET', '/api/admin/archive-runs');
+  const runRows = root.querySelector('#archive-runs');
+  for (const r of runs) {
+    const row = el('tr');
+    const status = r.error ? `${r.status}: ${r.error}` : r.status;
+    row.append(
+      el('td', '', new Date(r.startedAt).toLocaleString()),
+      el('td', '', r.dryRun ? `${r.trigger} (dry run)` : r.trigger),
+      el('td', '', status),
+      el('td', '', String(r.rows)),
+      el('td', '', String(r.objects)),
+      el('td', '', `${(r.bytes / 1048576).toFixed(1)} MiB`),
+    );
+    runRows.append(row);
+  }
+  if (!runs.length) runRows.append(el('tr', 'muted', 'No archive runs yet.'));
 }
