@@ -21,6 +21,7 @@ crate::on_both_backends!(
     bad_batches_are_refused_whole,
     leaving_a_room_records_the_visit,
     the_cron_trigger_needs_the_secret_and_runs_one_at_a_time,
+    two_instances_run_each_schedule_slot_once,
 );
 
 /// This week's rows of `table`, as the archive would see them.
@@ -400,5 +401,51 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
             .into_iter()
             .flatten()
             .any(|r| r["trigger"] == "cron" && r["rows"] == 300)
+    );
+}
+
+async fn two_instances_run_each_schedule_slot_once(backend: Backend) {
+    // Two instances on one database of their own, scheduling every second.
+    let fresh = match &backend {
+        Backend::Embedded => None,
+        Backend::Distributed { .. } => Some(services::fresh_postgres().await.expect("postgres")),
+    };
+    let shared_dir = tempfile::tempdir().expect("temp dir");
+    let every_second = tandem_archive::Schedule::parse("* * * * * *").expect("schedule");
+    let spawn = || {
+        TestApp::spawn_with(backend.clone(), |config| {
+            match &fresh {
+                Some(db) => config.database_url = Some(SecretString::from(db.url.clone())),
+                None => config.data_dir = shared_dir.path().to_owned(),
+            }
+            config.archive_schedule = Some(every_second.clone());
+        })
+    };
+    let a = spawn().await;
+    let b = spawn().await;
+    // Same time on both, so from now on both try the same slots.
+    b.clock.advance(a.clock.now() - b.clock.now());
+    let watched = std::time::Instant::now();
+    let runs = loop {
+        let runs = a.state.db.archive_runs(100).await.expect("runs");
+        if !runs.is_empty() && watched.elapsed() > StdDuration::from_secs(3) {
+            break runs;
+        }
+        assert!(
+            watched.elapsed() < StdDuration::from_secs(20),
+            "no scheduled run"
+        );
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    };
+    let slots: std::collections::BTreeSet<_> = runs.iter().map(|r| r.slot.clone()).collect();
+    assert!(
+        runs.iter()
+            .all(|r| r.trigger == "schedule" && r.slot.is_some()),
+        "{runs:?}"
+    );
+    assert_eq!(slots.len(), runs.len(), "each slot ran once: {runs:?}");
+    assert!(
+        runs.len() <= 2,
+        "a slot per clock setting, not per attempt: {runs:?}"
     );
 }

@@ -58,6 +58,8 @@ impl TestApp {
         config.cookie_secure = false;
         // Tests that want the embedded TURN server give it a free port.
         config.turn_listen = None;
+        // Archive runs only when a test starts one.
+        config.archive_schedule = None;
         backend.apply(&mut config);
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new());
