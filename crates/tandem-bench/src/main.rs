@@ -23,9 +23,9 @@ enum Command {
     CacheLoad(cache_load::Args),
     /// Issue 4: N WebSocket clients in M channels, broadcasts at rate R.
     RealtimeLoad(realtime_load::Args),
-    /// Issue 5: no-op jobs, Tandem's queue vs Node BullMQ on one Redis; SQLite alone; pickup latency.
     /// Issue 5: ranking partners among 100k candidates.
     Matching(matching::Args),
+    /// Issue 5: no-op jobs, Tandem's queue vs Node BullMQ on one Redis; SQLite alone; pickup latency.
     #[command(name = "queue-load")]
     Queue(queue_load::Args),
     /// Issue 8: `/cdn-cgi/image/` vs sharp, one photo to 720 px, JPEG and WebP.

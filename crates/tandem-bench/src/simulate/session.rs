@@ -1,0 +1,315 @@
+//! One simulated visit: the steps of [`SCRIPT`] as one signed-in student,
+//! against one of the Tandem URLs, every request timed.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
+use reqwest::{Method, header};
+use serde_json::{Value, json};
+use tokio::{net::TcpStream, sync::oneshot};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, tungstenite::Message, tungstenite::client::IntoClientRequest,
+};
+
+use super::{
+    model::{Action, Community, SCRIPT, Step},
+    stats::Recorder,
+};
+
+/// How long any request may take before it counts as failed.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A student account the simulator signed up.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Its e-mail.
+    pub email: String,
+    /// Its password.
+    pub password: String,
+    /// The session cookie (`name=value`).
+    pub cookie: String,
+}
+
+/// Everything sessions share.
+pub struct Sim {
+    /// HTTP client (connection pools per host).
+    pub http: reqwest::Client,
+    /// Tandem base URLs; sessions are spread over them.
+    pub urls: Vec<String>,
+    /// Latencies and errors.
+    pub recorder: Recorder,
+    /// The load model.
+    pub community: Community,
+    /// Study rooms to join.
+    pub rooms: Vec<String>,
+    /// Path of an uploaded avatar, for image loads.
+    pub avatar: String,
+    /// Accounts not in a session now.
+    pub accounts: Mutex<Vec<Account>>,
+    /// AI jobs queued: (base URL, cookie, job id), checked at the end.
+    pub jobs: Mutex<Vec<(String, String, String)>>,
+    /// Sessions that found no free account (the simulator's own limit).
+    pub starved: AtomicU64,
+    next_url: AtomicUsize,
+}
+
+impl Sim {
+    /// Shared state for a run.
+    pub fn new(urls: Vec<String>, community: Community, rooms: Vec<String>, avatar: String, accounts: Vec<Account>) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(512)
+                .build()
+                .unwrap_or_default(),
+            urls,
+            recorder: Recorder::new(),
+            community,
+            rooms,
+            avatar,
+            accounts: Mutex::new(accounts),
+            jobs: Mutex::new(Vec::new()),
+            starved: AtomicU64::new(0),
+            next_url: AtomicUsize::new(0),
+        }
+    }
+
+    fn base(&self) -> String {
+        let i = self.next_url.fetch_add(1, Ordering::Relaxed);
+        self.urls[i % self.urls.len()].clone()
+    }
+
+    /// Sends a request as `cookie`, records it under `action`; the JSON body
+    /// of a 2xx answer (`Null` when empty), `None` otherwise.
+    async fn call(&self, action: Action, method: Method, url: String, cookie: &str, body: Option<Value>) -> Option<Value> {
+        let mut req = self.http.request(method, url).timeout(TIMEOUT).header(header::COOKIE, cookie);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let began = Instant::now();
+        let answer = match req.send().await {
+            Ok(res) if res.status().is_success() => {
+                let bytes = res.bytes().await.ok();
+                bytes.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null))
+            }
+            Ok(_) | Err(_) => None,
+        };
+        self.recorder.record(action, began, answer.is_some());
+        answer
+    }
+}
+
+/// Runs the script from step `start_at` (warm starts begin midway).
+pub async fn session(sim: Arc<Sim>, start_at: usize) {
+    let Some(mut account) = sim.accounts.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+        sim.starved.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let base = sim.base();
+    let mut rng = StdRng::from_os_rng();
+    let mut room: Option<Room> = None;
+    for step in &SCRIPT[start_at.min(SCRIPT.len())..] {
+        let cookie = account.cookie.clone();
+        match *step {
+            Step::SignIn(p) => {
+                if rng.random_bool(p) {
+                    sign_in(&sim, &base, &mut account).await;
+                }
+            }
+            Step::PageView(path) => {
+                let body = json!({"visitorId": uuid::Uuid::new_v4(), "events": [{"type": "pageView", "path": path}]});
+                sim.call(Action::PageView, Method::POST, format!("{base}/api/analytics/events"), &cookie, Some(body)).await;
+            }
+            Step::Profile => {
+                sim.call(Action::Profile, Method::GET, format!("{base}/api/users/me"), &cookie, None).await;
+                sim.call(Action::Profile, Method::GET, format!("{base}/api/achievements"), &cookie, None).await;
+            }
+            Step::Matching => {
+                sim.call(Action::Matching, Method::POST, format!("{base}/api/partners/matching"), &cookie, Some(json!({}))).await;
+            }
+            Step::JoinRoom => {
+                if let Some(id) = sim.rooms.choose(&mut rng).cloned() {
+                    room = join_room(&sim, &base, &cookie, id).await;
+                }
+            }
+            Step::Ice => {
+                sim.call(Action::Ice, Method::GET, format!("{base}/api/webrtc/ice-servers"), &cookie, None).await;
+            }
+            Step::Images(n) => {
+                for _ in 0..n {
+                    let width = [64, 96, 128].choose(&mut rng).copied().unwrap_or(64);
+                    let url = format!("{base}/cdn-cgi/image/width={width},quality=75{}", sim.avatar);
+                    sim.call(Action::Image, Method::GET, url, &cookie, None).await;
+                }
+            }
+            Step::Chat => {
+                if let Some(room) = &mut room {
+                    room.typing(&sim).await;
+                    let body = json!({"body": format!("working on problem {}", rng.random_range(1..100))});
+                    let url = format!("{base}/api/study-sessions/{}/messages", room.id);
+                    sim.call(Action::ChatSend, Method::POST, url, &cookie, Some(body)).await;
+                }
+            }
+            Step::Ai(p) => {
+                if rng.random_bool(p) {
+                    let url = format!("{base}/api/ai/progress-analysis");
+                    if let Some(job) = sim.call(Action::Ai, Method::POST, url, &cookie, Some(json!({}))).await
+                        && let Some(id) = job["jobId"].as_str()
+                    {
+                        let mut jobs = sim.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                        jobs.push((base.clone(), cookie.clone(), id.to_owned()));
+                    }
+                }
+            }
+            Step::LeaveRoom => {
+                if let Some(room) = room.take() {
+                    room.leave(&sim, &base, &cookie).await;
+                }
+            }
+            Step::Pause(seconds) => tokio::time::sleep(sim.community.pause(seconds)).await,
+        }
+    }
+    if let Some(room) = room.take() {
+        room.leave(&sim, &base, &account.cookie).await;
+    }
+    sim.accounts.lock().unwrap_or_else(|e| e.into_inner()).push(account);
+}
+
+async fn sign_in(sim: &Sim, base: &str, account: &mut Account) {
+    let began = Instant::now();
+    let res = sim
+        .http
+        .post(format!("{base}/api/auth/login"))
+        .timeout(TIMEOUT)
+        .json(&json!({"email": account.email, "password": account.password}))
+        .send()
+        .await;
+    let cookie = res.ok().filter(|r| r.status().is_success()).and_then(|r| session_cookie(r.headers()));
+    sim.recorder.record(Action::SignIn, began, cookie.is_some());
+    if let Some(cookie) = cookie {
+        account.cookie = cookie;
+    }
+}
+
+/// The `name=value` of a response's session cookie.
+pub fn session_cookie(headers: &header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.contains("tandem_session"))
+        .find_map(|v| v.split(';').next().map(str::to_owned))
+}
+
+type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
+type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<bool>>>>;
+
+/// A joined study room with its realtime channel open.
+struct Room {
+    id: String,
+    topic: String,
+    sink: Arc<tokio::sync::Mutex<Sink>>,
+    waiters: Waiters,
+    next_ref: u64,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn join_room(sim: &Sim, base: &str, cookie: &str, id: String) -> Option<Room> {
+    sim.call(Action::RoomJoin, Method::GET, format!("{base}/api/study-sessions"), cookie, None).await?;
+    sim.call(Action::RoomJoin, Method::POST, format!("{base}/api/study-sessions/{id}/join"), cookie, Some(json!({}))).await?;
+    sim.call(Action::RoomJoin, Method::GET, format!("{base}/api/study-sessions/{id}"), cookie, None).await?;
+    let messages = format!("{base}/api/study-sessions/{id}/messages?limit=20");
+    sim.call(Action::RoomJoin, Method::GET, messages, cookie, None).await?;
+    let began = Instant::now();
+    let room = open_channel(base, cookie, id).await;
+    sim.recorder.record(Action::ChatJoin, began, room.is_some());
+    room
+}
+
+async fn open_channel(base: &str, cookie: &str, id: String) -> Option<Room> {
+    let ws_url = format!("{}/realtime/v1/websocket?vsn=1.0.0", base.replacen("http", "ws", 1));
+    let mut request = ws_url.into_client_request().ok()?;
+    request.headers_mut().insert(header::COOKIE, cookie.parse().ok()?);
+    let connect = tokio_tungstenite::connect_async(request);
+    let (ws, _) = tokio::time::timeout(TIMEOUT, connect).await.ok()?.ok()?;
+    let (sink, mut stream) = ws.split();
+    let waiters: Waiters = Arc::default();
+    let topic = format!("realtime:room:{id}");
+    let reader_waiters = waiters.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let Message::Text(text) = message else { continue };
+            let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
+            if frame["event"] == "phx_reply"
+                && let Some(r) = frame["ref"].as_str()
+                && let Some(waiter) = reader_waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(r)
+            {
+                let _ = waiter.send(frame["payload"]["status"] == "ok");
+            }
+        }
+    });
+    let sink = Arc::new(tokio::sync::Mutex::new(sink));
+    let beat = sink.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(25));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let frame = json!({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "hb"});
+            if beat.lock().await.send(Message::text(frame.to_string())).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut room = Room { id, topic, sink, waiters, next_ref: 1, tasks: vec![reader, heartbeat] };
+    let config = json!({"config": {"broadcast": {"self": false, "ack": true}, "presence": {"key": cookie.len().to_string() + &room.id}}});
+    if !room.request("phx_join", config).await {
+        room.close().await;
+        return None;
+    }
+    let track = json!({"type": "presence", "event": "track", "payload": {"name": "Simulated student"}});
+    room.request("presence", track).await;
+    Some(room)
+}
+
+impl Room {
+    /// Sends a frame and waits (bounded) for its reply; whether it was ok.
+    async fn request(&mut self, event: &str, payload: Value) -> bool {
+        let r = self.next_ref.to_string();
+        self.next_ref += 1;
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(r.clone(), tx);
+        let frame = json!({"topic": self.topic, "event": event, "payload": payload, "ref": r, "join_ref": "1"});
+        if self.sink.lock().await.send(Message::text(frame.to_string())).await.is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(TIMEOUT, rx).await, Ok(Ok(true)))
+    }
+
+    async fn typing(&mut self, sim: &Sim) {
+        let began = Instant::now();
+        let payload = json!({"type": "broadcast", "event": "typing", "payload": {"name": "Simulated student"}});
+        let ok = self.request("broadcast", payload).await;
+        sim.recorder.record(Action::Typing, began, ok);
+    }
+
+    async fn close(self) {
+        let _ = self.sink.lock().await.close().await;
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+
+    async fn leave(self, sim: &Sim, base: &str, cookie: &str) {
+        let url = format!("{base}/api/study-sessions/{}/leave", self.id);
+        self.close().await;
+        sim.call(Action::RoomLeave, Method::POST, url, cookie, Some(json!({}))).await;
+    }
+}
