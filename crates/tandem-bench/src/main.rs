@@ -6,6 +6,7 @@ mod images;
 mod matching;
 mod queue_load;
 mod realtime_load;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ enum Command {
     Queue(queue_load::Args),
     /// Issue 8: `/cdn-cgi/image/` vs sharp, one photo to 720 px, JPEG and WebP.
     Images(images::Args),
+    /// Issue 10: a day of a study community against Tandem URLs; the largest DAU that holds.
+    Simulate(simulate::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             Command::Queue(args) => queue_load::run(args).await,
             Command::Matching(args) => matching::run(args),
             Command::Images(args) => images::run(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
         }
     })
 }

@@ -25,6 +25,7 @@ mod validate;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tandem_core::{Clock, Shutdown};
 use tokio::net::TcpListener;
 
@@ -86,8 +87,15 @@ impl Server {
         });
         let router = routes::router(self.app);
         let signal = shutdown.clone();
+        // No Nagle: realtime frames and small responses leave at once
+        // instead of waiting up to 40 ms for the previous segment's ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { signal.wait().await })

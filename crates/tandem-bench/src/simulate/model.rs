@@ -179,8 +179,16 @@ mod tests {
 
     #[test]
     fn speed_multiplies_arrivals_not_concurrency() {
-        let one = Community { dau: 20_000, peak_share: 0.15, sessions_per_user: 2.0, speed: 1.0 };
-        let ten = Community { speed: 10.0, ..one.clone() };
+        let one = Community {
+            dau: 20_000,
+            peak_share: 0.15,
+            sessions_per_user: 2.0,
+            speed: 1.0,
+        };
+        let ten = Community {
+            speed: 10.0,
+            ..one.clone()
+        };
         assert!((one.arrivals_per_second() - 20_000.0 * 2.0 * 0.15 / 3600.0).abs() < 1e-9);
         assert!((ten.arrivals_per_second() / one.arrivals_per_second() - 10.0).abs() < 1e-9);
         assert!((ten.concurrent_sessions() - one.concurrent_sessions()).abs() < 1e-9);

@@ -4,8 +4,8 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -14,7 +14,10 @@ use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use reqwest::{Method, header};
 use serde_json::{Value, json};
-use tokio::{net::TcpStream, sync::oneshot};
+use tokio::{
+    net::TcpStream,
+    sync::{Notify, oneshot},
+};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, tungstenite::Message, tungstenite::client::IntoClientRequest,
 };
@@ -46,50 +49,107 @@ pub struct Sim {
     pub urls: Vec<String>,
     /// Latencies and errors.
     pub recorder: Recorder,
-    /// The load model.
-    pub community: Community,
+    /// The load model of the current step.
+    community: RwLock<Community>,
     /// Study rooms to join.
-    pub rooms: Vec<String>,
+    pub rooms: RwLock<Vec<String>>,
     /// Path of an uploaded avatar, for image loads.
-    pub avatar: String,
+    pub avatar: RwLock<String>,
     /// Accounts not in a session now.
     pub accounts: Mutex<Vec<Account>>,
+    /// Accounts signed up in all.
+    pub account_count: AtomicUsize,
     /// AI jobs queued: (base URL, cookie, job id), checked at the end.
     pub jobs: Mutex<Vec<(String, String, String)>>,
     /// Sessions that found no free account (the simulator's own limit).
     pub starved: AtomicU64,
+    stopping: AtomicBool,
+    stop: Notify,
     next_url: AtomicUsize,
 }
 
 impl Sim {
-    /// Shared state for a run.
-    pub fn new(urls: Vec<String>, community: Community, rooms: Vec<String>, avatar: String, accounts: Vec<Account>) -> Self {
+    /// Shared state for a run, with no accounts or rooms yet.
+    pub fn new(urls: Vec<String>, community: Community) -> Self {
         Self {
             http: reqwest::Client::builder()
-                .pool_max_idle_per_host(512)
+                .pool_max_idle_per_host(1024)
                 .build()
                 .unwrap_or_default(),
             urls,
             recorder: Recorder::new(),
-            community,
-            rooms,
-            avatar,
-            accounts: Mutex::new(accounts),
-            jobs: Mutex::new(Vec::new()),
+            community: RwLock::new(community),
+            rooms: RwLock::default(),
+            avatar: RwLock::default(),
+            accounts: Mutex::default(),
+            account_count: AtomicUsize::new(0),
+            jobs: Mutex::default(),
             starved: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
             next_url: AtomicUsize::new(0),
         }
     }
 
-    fn base(&self) -> String {
+    /// The load model in force.
+    pub fn community(&self) -> Community {
+        self.community
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Switches to the next step's load model.
+    pub fn set_community(&self, community: Community) {
+        *self.community.write().unwrap_or_else(|e| e.into_inner()) = community;
+    }
+
+    /// Makes every session finish now (pauses end, remaining steps are skipped).
+    pub fn stop_sessions(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+    }
+
+    /// Lets sessions run again.
+    pub fn resume_sessions(&self) {
+        self.stopping.store(false, Ordering::SeqCst);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Waits `seconds` of real pace at the current speed, or until stopped.
+    async fn pause(&self, seconds: f64) {
+        let wait = self.community().pause(seconds);
+        let stopped = self.stop.notified();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stopped => {}
+        }
+    }
+
+    /// The next base URL, round robin.
+    pub fn base(&self) -> String {
         let i = self.next_url.fetch_add(1, Ordering::Relaxed);
         self.urls[i % self.urls.len()].clone()
     }
 
     /// Sends a request as `cookie`, records it under `action`; the JSON body
     /// of a 2xx answer (`Null` when empty), `None` otherwise.
-    async fn call(&self, action: Action, method: Method, url: String, cookie: &str, body: Option<Value>) -> Option<Value> {
-        let mut req = self.http.request(method, url).timeout(TIMEOUT).header(header::COOKIE, cookie);
+    async fn call(
+        &self,
+        action: Action,
+        method: Method,
+        url: String,
+        cookie: &str,
+        body: Option<Value>,
+    ) -> Option<Value> {
+        let mut req = self
+            .http
+            .request(method, url)
+            .timeout(TIMEOUT)
+            .header(header::COOKIE, cookie);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -116,6 +176,9 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
     let mut rng = StdRng::from_os_rng();
     let mut room: Option<Room> = None;
     for step in &SCRIPT[start_at.min(SCRIPT.len())..] {
+        if sim.stopping() {
+            break;
+        }
         let cookie = account.cookie.clone();
         match *step {
             Step::SignIn(p) => {
@@ -125,42 +188,89 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
             }
             Step::PageView(path) => {
                 let body = json!({"visitorId": uuid::Uuid::new_v4(), "events": [{"type": "pageView", "path": path}]});
-                sim.call(Action::PageView, Method::POST, format!("{base}/api/analytics/events"), &cookie, Some(body)).await;
+                sim.call(
+                    Action::PageView,
+                    Method::POST,
+                    format!("{base}/api/analytics/events"),
+                    &cookie,
+                    Some(body),
+                )
+                .await;
             }
             Step::Profile => {
-                sim.call(Action::Profile, Method::GET, format!("{base}/api/users/me"), &cookie, None).await;
-                sim.call(Action::Profile, Method::GET, format!("{base}/api/achievements"), &cookie, None).await;
+                sim.call(
+                    Action::Profile,
+                    Method::GET,
+                    format!("{base}/api/users/me"),
+                    &cookie,
+                    None,
+                )
+                .await;
+                sim.call(
+                    Action::Profile,
+                    Method::GET,
+                    format!("{base}/api/achievements"),
+                    &cookie,
+                    None,
+                )
+                .await;
             }
             Step::Matching => {
-                sim.call(Action::Matching, Method::POST, format!("{base}/api/partners/matching"), &cookie, Some(json!({}))).await;
+                sim.call(
+                    Action::Matching,
+                    Method::POST,
+                    format!("{base}/api/partners/matching"),
+                    &cookie,
+                    Some(json!({})),
+                )
+                .await;
             }
             Step::JoinRoom => {
-                if let Some(id) = sim.rooms.choose(&mut rng).cloned() {
+                let id = sim
+                    .rooms
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .choose(&mut rng)
+                    .cloned();
+                if let Some(id) = id {
                     room = join_room(&sim, &base, &cookie, id).await;
                 }
             }
             Step::Ice => {
-                sim.call(Action::Ice, Method::GET, format!("{base}/api/webrtc/ice-servers"), &cookie, None).await;
+                sim.call(
+                    Action::Ice,
+                    Method::GET,
+                    format!("{base}/api/webrtc/ice-servers"),
+                    &cookie,
+                    None,
+                )
+                .await;
             }
             Step::Images(n) => {
                 for _ in 0..n {
                     let width = [64, 96, 128].choose(&mut rng).copied().unwrap_or(64);
-                    let url = format!("{base}/cdn-cgi/image/width={width},quality=75{}", sim.avatar);
-                    sim.call(Action::Image, Method::GET, url, &cookie, None).await;
+                    let avatar = sim.avatar.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    let url = format!("{base}/cdn-cgi/image/width={width},quality=75{avatar}");
+                    sim.call(Action::Image, Method::GET, url, &cookie, None)
+                        .await;
                 }
             }
             Step::Chat => {
                 if let Some(room) = &mut room {
                     room.typing(&sim).await;
-                    let body = json!({"body": format!("working on problem {}", rng.random_range(1..100))});
+                    let body =
+                        json!({"body": format!("working on problem {}", rng.random_range(1..100))});
                     let url = format!("{base}/api/study-sessions/{}/messages", room.id);
-                    sim.call(Action::ChatSend, Method::POST, url, &cookie, Some(body)).await;
+                    sim.call(Action::ChatSend, Method::POST, url, &cookie, Some(body))
+                        .await;
                 }
             }
             Step::Ai(p) => {
                 if rng.random_bool(p) {
                     let url = format!("{base}/api/ai/progress-analysis");
-                    if let Some(job) = sim.call(Action::Ai, Method::POST, url, &cookie, Some(json!({}))).await
+                    if let Some(job) = sim
+                        .call(Action::Ai, Method::POST, url, &cookie, Some(json!({})))
+                        .await
                         && let Some(id) = job["jobId"].as_str()
                     {
                         let mut jobs = sim.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,13 +283,16 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
                     room.leave(&sim, &base, &cookie).await;
                 }
             }
-            Step::Pause(seconds) => tokio::time::sleep(sim.community.pause(seconds)).await,
+            Step::Pause(seconds) => sim.pause(seconds).await,
         }
     }
     if let Some(room) = room.take() {
         room.leave(&sim, &base, &account.cookie).await;
     }
-    sim.accounts.lock().unwrap_or_else(|e| e.into_inner()).push(account);
+    sim.accounts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(account);
 }
 
 async fn sign_in(sim: &Sim, base: &str, account: &mut Account) {
@@ -191,7 +304,10 @@ async fn sign_in(sim: &Sim, base: &str, account: &mut Account) {
         .json(&json!({"email": account.email, "password": account.password}))
         .send()
         .await;
-    let cookie = res.ok().filter(|r| r.status().is_success()).and_then(|r| session_cookie(r.headers()));
+    let cookie = res
+        .ok()
+        .filter(|r| r.status().is_success())
+        .and_then(|r| session_cookie(r.headers()));
     sim.recorder.record(Action::SignIn, began, cookie.is_some());
     if let Some(cookie) = cookie {
         account.cookie = cookie;
@@ -222,11 +338,33 @@ struct Room {
 }
 
 async fn join_room(sim: &Sim, base: &str, cookie: &str, id: String) -> Option<Room> {
-    sim.call(Action::RoomJoin, Method::GET, format!("{base}/api/study-sessions"), cookie, None).await?;
-    sim.call(Action::RoomJoin, Method::POST, format!("{base}/api/study-sessions/{id}/join"), cookie, Some(json!({}))).await?;
-    sim.call(Action::RoomJoin, Method::GET, format!("{base}/api/study-sessions/{id}"), cookie, None).await?;
+    sim.call(
+        Action::RoomJoin,
+        Method::GET,
+        format!("{base}/api/study-sessions"),
+        cookie,
+        None,
+    )
+    .await?;
+    sim.call(
+        Action::RoomJoin,
+        Method::POST,
+        format!("{base}/api/study-sessions/{id}/join"),
+        cookie,
+        Some(json!({})),
+    )
+    .await?;
+    sim.call(
+        Action::RoomJoin,
+        Method::GET,
+        format!("{base}/api/study-sessions/{id}"),
+        cookie,
+        None,
+    )
+    .await?;
     let messages = format!("{base}/api/study-sessions/{id}/messages?limit=20");
-    sim.call(Action::RoomJoin, Method::GET, messages, cookie, None).await?;
+    sim.call(Action::RoomJoin, Method::GET, messages, cookie, None)
+        .await?;
     let began = Instant::now();
     let room = open_channel(base, cookie, id).await;
     sim.recorder.record(Action::ChatJoin, began, room.is_some());
@@ -234,10 +372,15 @@ async fn join_room(sim: &Sim, base: &str, cookie: &str, id: String) -> Option<Ro
 }
 
 async fn open_channel(base: &str, cookie: &str, id: String) -> Option<Room> {
-    let ws_url = format!("{}/realtime/v1/websocket?vsn=1.0.0", base.replacen("http", "ws", 1));
+    let ws_url = format!(
+        "{}/realtime/v1/websocket?vsn=1.0.0",
+        base.replacen("http", "ws", 1)
+    );
     let mut request = ws_url.into_client_request().ok()?;
-    request.headers_mut().insert(header::COOKIE, cookie.parse().ok()?);
-    let connect = tokio_tungstenite::connect_async(request);
+    request
+        .headers_mut()
+        .insert(header::COOKIE, cookie.parse().ok()?);
+    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
     let (ws, _) = tokio::time::timeout(TIMEOUT, connect).await.ok()?.ok()?;
     let (sink, mut stream) = ws.split();
     let waiters: Waiters = Arc::default();
@@ -245,11 +388,18 @@ async fn open_channel(base: &str, cookie: &str, id: String) -> Option<Room> {
     let reader_waiters = waiters.clone();
     let reader = tokio::spawn(async move {
         while let Some(Ok(message)) = stream.next().await {
-            let Message::Text(text) = message else { continue };
-            let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
             if frame["event"] == "phx_reply"
                 && let Some(r) = frame["ref"].as_str()
-                && let Some(waiter) = reader_waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(r)
+                && let Some(waiter) = reader_waiters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(r)
             {
                 let _ = waiter.send(frame["payload"]["status"] == "ok");
             }
@@ -262,19 +412,34 @@ async fn open_channel(base: &str, cookie: &str, id: String) -> Option<Room> {
         every.tick().await;
         loop {
             every.tick().await;
-            let frame = json!({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "hb"});
-            if beat.lock().await.send(Message::text(frame.to_string())).await.is_err() {
+            let frame =
+                json!({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "hb"});
+            if beat
+                .lock()
+                .await
+                .send(Message::text(frame.to_string()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
     });
-    let mut room = Room { id, topic, sink, waiters, next_ref: 1, tasks: vec![reader, heartbeat] };
+    let mut room = Room {
+        id,
+        topic,
+        sink,
+        waiters,
+        next_ref: 1,
+        tasks: vec![reader, heartbeat],
+    };
     let config = json!({"config": {"broadcast": {"self": false, "ack": true}, "presence": {"key": cookie.len().to_string() + &room.id}}});
     if !room.request("phx_join", config).await {
         room.close().await;
         return None;
     }
-    let track = json!({"type": "presence", "event": "track", "payload": {"name": "Simulated student"}});
+    let track =
+        json!({"type": "presence", "event": "track", "payload": {"name": "Simulated student"}});
     room.request("presence", track).await;
     Some(room)
 }
@@ -285,9 +450,19 @@ impl Room {
         let r = self.next_ref.to_string();
         self.next_ref += 1;
         let (tx, rx) = oneshot::channel();
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(r.clone(), tx);
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(r.clone(), tx);
         let frame = json!({"topic": self.topic, "event": event, "payload": payload, "ref": r, "join_ref": "1"});
-        if self.sink.lock().await.send(Message::text(frame.to_string())).await.is_err() {
+        if self
+            .sink
+            .lock()
+            .await
+            .send(Message::text(frame.to_string()))
+            .await
+            .is_err()
+        {
             return false;
         }
         matches!(tokio::time::timeout(TIMEOUT, rx).await, Ok(Ok(true)))
@@ -310,6 +485,13 @@ impl Room {
     async fn leave(self, sim: &Sim, base: &str, cookie: &str) {
         let url = format!("{base}/api/study-sessions/{}/leave", self.id);
         self.close().await;
-        sim.call(Action::RoomLeave, Method::POST, url, cookie, Some(json!({}))).await;
+        sim.call(
+            Action::RoomLeave,
+            Method::POST,
+            url,
+            cookie,
+            Some(json!({})),
+        )
+        .await;
     }
 }

@@ -92,7 +92,12 @@ impl Recorder {
         let (from, to) = (from.as_millis() as u64, to.as_millis() as u64);
         let seconds = ((to - from) as f64 / 1000.0).max(1e-9);
         let mut by_action: BTreeMap<Action, Vec<Sample>> = BTreeMap::new();
-        for (action, s) in self.samples.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (action, s) in self
+            .samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             if (from..to).contains(&s.at_ms) {
                 by_action.entry(*action).or_default().push(*s);
             }
@@ -118,8 +123,16 @@ impl Recorder {
     /// Per-second, per-action counts and p99s, for the plots.
     pub fn timeline(&self) -> Vec<Tick> {
         let mut buckets: BTreeMap<(u64, Action), Vec<Sample>> = BTreeMap::new();
-        for (action, s) in self.samples.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            buckets.entry((s.at_ms / 1000, *action)).or_default().push(*s);
+        for (action, s) in self
+            .samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            buckets
+                .entry((s.at_ms / 1000, *action))
+                .or_default()
+                .push(*s);
         }
         buckets
             .into_iter()

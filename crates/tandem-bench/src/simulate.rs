@@ -1,0 +1,164 @@
+//! `tandem-bench simulate`: a day of a study community replayed against one
+//! or more Tandem URLs. Each step runs the peak hour of a given number of
+//! daily active users (see [`model`]) for a measured window and reports
+//! throughput, p50/p95/p99 per action and errors; `--find-max` raises the
+//! DAU until a step fails and reports the largest that held (p99 under
+//! `--p99-ms` for every action, no errors). Results go to a JSON file with
+//! two SVG plots beside it.
+//!
+//! Every simulated student shares this machine's IP, so run the target with
+//! the per-IP limits raised (`TANDEM_API_MAX_PER_MINUTE`,
+//! `TANDEM_LOGIN_MAX_PER_IP`, `TANDEM_REGISTER_MAX_PER_IP`); `bench/simulate.sh`
+//! does.
+
+mod model;
+mod report;
+mod session;
+mod setup;
+mod stats;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand_distr::{Distribution, Exp};
+
+use model::{Community, SCRIPT, SCRIPT_SECONDS, Step};
+use session::Sim;
+
+/// `tandem-bench simulate` options.
+#[derive(clap::Args, Clone, serde::Serialize)]
+pub struct Args {
+    /// Tandem base URL (repeat for several instances; sessions are spread over them).
+    #[arg(long = "url", required = true)]
+    urls: Vec<String>,
+    /// Daily active users (with --find-max, the first step).
+    #[arg(long, default_value_t = 2_000)]
+    dau: u32,
+    /// Raise the DAU by --step after every step that holds, until one fails.
+    #[arg(long)]
+    find_max: bool,
+    /// Factor between steps.
+    #[arg(long, default_value_t = 1.5)]
+    step: f64,
+    /// Never simulate more DAU than this.
+    #[arg(long, default_value_t = 2_000_000)]
+    max_dau: u32,
+    /// Time compression: 10 runs the day ten times as fast.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Measured seconds per step.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Unmeasured seconds at the start of each step.
+    #[arg(long, default_value_t = 10)]
+    warmup: u64,
+    /// Share of a day's sessions in its busiest hour.
+    #[arg(long, default_value_t = 0.15)]
+    peak_share: f64,
+    /// App visits per user per day.
+    #[arg(long, default_value_t = 2.0)]
+    sessions_per_user: f64,
+    /// The p99 every action must stay under, in milliseconds.
+    #[arg(long, default_value_t = 100.0)]
+    p99_ms: f64,
+    /// Result file (JSON); the plots go beside it (`.latency.svg`, `.throughput.svg`).
+    #[arg(long, default_value = "simulation.json")]
+    out: PathBuf,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.speed > 0.0 && args.step > 1.0,
+        "--speed must be > 0 and --step > 1"
+    );
+    let community = |dau| Community {
+        dau,
+        peak_share: args.peak_share,
+        sessions_per_user: args.sessions_per_user,
+        speed: args.speed,
+    };
+    let sim = Arc::new(Sim::new(args.urls.clone(), community(args.dau)));
+    setup::prepare(&sim).await?;
+    let mut steps = Vec::new();
+    let mut dau = args.dau;
+    loop {
+        let step = run_step(&sim, &args, community(dau)).await?;
+        let passed = step.passed;
+        report::print_step(&step);
+        steps.push(step);
+        let next = ((f64::from(dau) * args.step).round() as u32).min(args.max_dau);
+        if !args.find_max || !passed || next <= dau {
+            break;
+        }
+        dau = next;
+    }
+    let jobs = report::check_jobs(&sim).await;
+    let report = report::Report::new(&args, steps, jobs, sim.recorder.timeline());
+    report.write(&args.out)?;
+    report.print_verdict(&args.out);
+    Ok(())
+}
+
+/// Runs one step: warm start, Poisson arrivals for warm-up + window, drain.
+async fn run_step(
+    sim: &Arc<Sim>,
+    args: &Args,
+    community: Community,
+) -> anyhow::Result<report::StepReport> {
+    let concurrent = community.concurrent_sessions();
+    setup::top_up_accounts(sim, (concurrent * 1.3).ceil() as usize + 5).await?;
+    sim.set_community(community.clone());
+    sim.starved.store(0, std::sync::atomic::Ordering::Relaxed);
+    let began = sim.recorder.elapsed();
+    let measured_from = began + Duration::from_secs(args.warmup);
+    let until = measured_from + Duration::from_secs(args.seconds);
+    let mut rng = StdRng::from_os_rng();
+    let mut sessions = tokio::task::JoinSet::new();
+    // Warm start: the sessions a steady state would have open, each midway.
+    for _ in 0..concurrent.round() as usize {
+        let at = start_index(rng.random_range(0.0..SCRIPT_SECONDS));
+        sessions.spawn(session::session(sim.clone(), at));
+    }
+    let gaps = Exp::new(community.arrivals_per_second().max(1e-6))?;
+    let mut started = 0u64;
+    let mut next = began;
+    while next < until {
+        next += Duration::from_secs_f64(gaps.sample(&mut rng));
+        let wait = next.saturating_sub(sim.recorder.elapsed());
+        tokio::time::sleep(wait).await;
+        sessions.spawn(session::session(sim.clone(), 0));
+        started += 1;
+        while sessions.try_join_next().is_some() {}
+    }
+    let ended = sim.recorder.elapsed();
+    sim.stop_sessions();
+    let drain = tokio::time::timeout(Duration::from_secs(30), async {
+        while sessions.join_next().await.is_some() {}
+    });
+    if drain.await.is_err() {
+        sessions.abort_all();
+    }
+    sim.resume_sessions();
+    Ok(report::StepReport::new(
+        sim,
+        args,
+        &community,
+        started,
+        measured_from,
+        ended,
+    ))
+}
+
+/// The script step a session `offset` seconds into its visit is at.
+fn start_index(offset: f64) -> usize {
+    let mut elapsed = 0.0;
+    for (i, step) in SCRIPT.iter().enumerate() {
+        if let Step::Pause(p) = step {
+            elapsed += p;
+            if elapsed > offset {
+                return i + 1;
+            }
+        }
+    }
+    SCRIPT.len()
+}
