@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Capacity of Tandem under a simulated study community (issue 10).
 #
-#   bash bench/simulate.sh [--speed 10] [--dau 5000] [--seconds 60] [--url URL]
+#   bash bench/simulate.sh [--speed 10] [--dau 5000] [--seconds 60] [--url URL [--name NAME]]
 #
 # Without --url: builds release binaries, starts one embedded `tandem serve`
 # (SQLite, everything in one process) on a fresh data dir, and points the
@@ -23,7 +23,8 @@ while [ $# -gt 0 ]; do
     --speed) SPEED=$2; shift 2 ;;
     --dau) DAU=$2; shift 2 ;;
     --seconds) SECONDS_PER_STEP=$2; shift 2 ;;
-    --url) URL=$2; NAME=${NAME_OVERRIDE:-deployment}; shift 2 ;;
+    --url) URL=$2; NAME=deployment; shift 2 ;;
+    --name) NAME=$2; shift 2 ;;
     -h|--help) sed -n '2,15p' "bench/$SCRIPT"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -32,9 +33,9 @@ done
 WORK=$(mktemp -d)
 cleanup() { stop_server tandem; rm -rf "$WORK"; }
 trap cleanup EXIT
-cargo build --release --quiet -p tandem-bench
-build_tandem
-BENCH_BIN=$(dirname "$BIN")/tandem-bench
+cargo build --release --quiet -p tandem -p tandem-bench
+BIN=${CARGO_TARGET_DIR:-target}/release/tandem
+BENCH_BIN=${CARGO_TARGET_DIR:-target}/release/tandem-bench
 
 if [ -z "$URL" ]; then
   TANDEM_TURN_LISTEN=off TANDEM_COOKIE_SECURE=false RUST_LOG=warn \

@@ -77,7 +77,7 @@ supervise() {
       wait "$child" || true
       echo "$(date -u +%FT%TZ) $name exited; restarting in 1 s" >>"$RUN/supervisor.log"
       sleep 1
-    done ) &
+    done ) </dev/null >/dev/null 2>&1 &
   echo $! >"$RUN/$name.pid"
 }
 
@@ -101,7 +101,7 @@ start() {
     || psql "$PRIMARY/postgres" -qc "CREATE DATABASE tandem"
   if ! curl -sf "$S3/" >/dev/null 2>&1; then
     command -v moto_server >/dev/null || pip install -q 'moto[server]'
-    nohup moto_server -H 127.0.0.1 -p 59000 >"$RUN/moto.log" 2>&1 &
+    nohup moto_server -H 127.0.0.1 -p 59000 </dev/null >"$RUN/moto.log" 2>&1 &
     wait_for "the S3 API" curl -sf "$S3/"
   fi
   for bucket in tandem-uploads tandem-archive; do curl -sf -X PUT "$S3/$bucket" >/dev/null; done
@@ -109,7 +109,7 @@ start() {
     { cat deploy/turnserver.conf; echo "listening-port=$TURN_PORT"
       grep '^TURN_SECRET=' "$RUN/secrets" | sed 's/^TURN_SECRET=/static-auth-secret=/'
       echo "log-file=$RUN/turn.log"; echo "pidfile=$RUN/turn.pid"; } >"$RUN/turnserver.conf"
-    turnserver -c "$RUN/turnserver.conf" >/dev/null 2>&1 &
+    turnserver -c "$RUN/turnserver.conf" </dev/null >/dev/null 2>&1 &
   fi
   set -a; source "$RUN/tandem.env"; set +a
   "$bin" migrate >/dev/null

@@ -136,6 +136,10 @@ async fn run_step(
         while sessions.join_next().await.is_some() {}
     });
     if drain.await.is_err() {
+        eprintln!(
+            "simulate: {} sessions still running 30 s after the step; aborted",
+            sessions.len()
+        );
         sessions.abort_all();
     }
     sim.resume_sessions();

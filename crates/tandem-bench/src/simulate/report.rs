@@ -3,7 +3,6 @@
 
 use std::{fmt::Write as _, path::Path, time::Duration};
 
-use reqwest::header;
 use serde::Serialize;
 
 use super::{
@@ -30,6 +29,8 @@ pub struct StepReport {
     pub window: (f64, f64),
     /// Per-action results over the window.
     pub actions: Vec<ActionStats>,
+    /// Failed requests during the step, as `action status count` (status 0: no answer).
+    pub failures: Vec<(String, u16, u64)>,
     /// Whether every action kept p99 under the target with no errors.
     pub passed: bool,
 }
@@ -45,6 +46,10 @@ impl StepReport {
     ) -> Self {
         let actions = sim.recorder.summary(from, to);
         let starved = sim.starved.load(std::sync::atomic::Ordering::Relaxed);
+        let failures = std::mem::take(&mut *sim.failures.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .map(|((action, status), n)| (action.name().to_owned(), status, n))
+            .collect();
         let passed = !actions.is_empty()
             && starved == 0
             && actions
@@ -58,6 +63,7 @@ impl StepReport {
             sessions_starved: starved,
             window: (from.as_secs_f64(), to.as_secs_f64()),
             actions,
+            failures,
             passed,
         }
     }
@@ -76,38 +82,18 @@ pub struct Jobs {
     pub lost: u64,
 }
 
-/// Polls every queued AI job until it is finished or 60 s have passed.
+/// Settles the AI jobs no session saw finish: polled until finished or 60 s
+/// have passed; the rest are lost (or were removed after finishing, beyond
+/// the queue's retention, before anyone looked).
 pub async fn check_jobs(sim: &Sim) -> Jobs {
-    let jobs = sim.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut report = Jobs {
-        queued: jobs.len() as u64,
-        ..Jobs::default()
-    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut pending = jobs;
+    let mut pending =
+        std::mem::take(&mut *sim.jobs_pending.lock().unwrap_or_else(|e| e.into_inner()));
     while !pending.is_empty() && tokio::time::Instant::now() < deadline {
         let mut still = Vec::new();
         for (base, cookie, id) in pending {
-            let state = sim
-                .http
-                .get(format!("{base}/api/jobs/{id}/status"))
-                .header(header::COOKIE, &cookie)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success());
-            let state = match state {
-                Some(res) => res
-                    .json::<serde_json::Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["state"].as_str().map(str::to_owned)),
-                None => None,
-            };
-            match state.as_deref() {
-                Some("completed") => report.completed += 1,
-                Some("failed") => report.failed += 1,
-                _ => still.push((base, cookie, id)),
+            if !sim.job_finished(&base, &cookie, &id).await {
+                still.push((base, cookie, id));
             }
         }
         pending = still;
@@ -115,8 +101,13 @@ pub async fn check_jobs(sim: &Sim) -> Jobs {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    report.lost = report.queued - report.completed - report.failed;
-    report
+    let (completed, failed) = *sim.jobs_finished.lock().unwrap_or_else(|e| e.into_inner());
+    Jobs {
+        queued: sim.jobs_queued.load(std::sync::atomic::Ordering::Relaxed),
+        completed,
+        failed,
+        lost: pending.len() as u64,
+    }
 }
 
 /// The whole run, as written to the result file.
@@ -333,6 +324,9 @@ pub fn print_step(step: &StepReport) {
             a.p95_ms,
             a.p99_ms
         );
+    }
+    for (action, status, n) in &step.failures {
+        println!("{n} failed {action} requests answered {status}");
     }
     if step.sessions_starved > 0 {
         println!("{} sessions found no free account", step.sessions_starved);

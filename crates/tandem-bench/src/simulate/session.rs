@@ -59,8 +59,14 @@ pub struct Sim {
     pub accounts: Mutex<Vec<Account>>,
     /// Accounts signed up in all.
     pub account_count: AtomicUsize,
-    /// AI jobs queued: (base URL, cookie, job id), checked at the end.
-    pub jobs: Mutex<Vec<(String, String, String)>>,
+    /// AI jobs queued.
+    pub jobs_queued: AtomicU64,
+    /// AI jobs seen finished (`completed`, `failed`) by their session.
+    pub jobs_finished: Mutex<(u64, u64)>,
+    /// AI jobs not yet seen finished: (base URL, cookie, job id), checked at the end.
+    pub jobs_pending: Mutex<Vec<(String, String, String)>>,
+    /// Failed requests by action and HTTP status (0: no answer).
+    pub failures: Mutex<std::collections::BTreeMap<(Action, u16), u64>>,
     /// Sessions that found no free account (the simulator's own limit).
     pub starved: AtomicU64,
     stopping: AtomicBool,
@@ -83,7 +89,10 @@ impl Sim {
             avatar: RwLock::default(),
             accounts: Mutex::default(),
             account_count: AtomicUsize::new(0),
-            jobs: Mutex::default(),
+            jobs_queued: AtomicU64::new(0),
+            jobs_finished: Mutex::default(),
+            jobs_pending: Mutex::default(),
+            failures: Mutex::default(),
             starved: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
@@ -154,15 +163,54 @@ impl Sim {
             req = req.json(&body);
         }
         let began = Instant::now();
-        let answer = match req.send().await {
+        let (status, answer) = match req.send().await {
             Ok(res) if res.status().is_success() => {
                 let bytes = res.bytes().await.ok();
-                bytes.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null))
+                (
+                    200,
+                    bytes.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null)),
+                )
             }
-            Ok(_) | Err(_) => None,
+            Ok(res) => (res.status().as_u16(), None),
+            Err(_) => (0, None),
         };
         self.recorder.record(action, began, answer.is_some());
+        if answer.is_none() {
+            self.failed(action, status);
+        }
         answer
+    }
+
+    /// Counts a failure of `action` with `status` (0: no answer).
+    fn failed(&self, action: Action, status: u16) {
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((action, status))
+            .or_default() += 1;
+    }
+
+    /// Looks at a queued job once; whether it is finished (and counted).
+    pub async fn job_finished(&self, base: &str, cookie: &str, id: &str) -> bool {
+        let res = self
+            .http
+            .get(format!("{base}/api/jobs/{id}/status"))
+            .timeout(TIMEOUT)
+            .header(header::COOKIE, cookie)
+            .send()
+            .await;
+        let state = match res {
+            Ok(res) if res.status().is_success() => res.json::<Value>().await.ok(),
+            _ => None,
+        };
+        let mut finished = self.jobs_finished.lock().unwrap_or_else(|e| e.into_inner());
+        match state.as_ref().and_then(|s| s["state"].as_str()) {
+            Some("completed") => finished.0 += 1,
+            Some("failed") => finished.1 += 1,
+            _ => return false,
+        }
+        true
     }
 }
 
@@ -175,6 +223,7 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
     let base = sim.base();
     let mut rng = StdRng::from_os_rng();
     let mut room: Option<Room> = None;
+    let mut jobs = Vec::new();
     for step in &SCRIPT[start_at.min(SCRIPT.len())..] {
         if sim.stopping() {
             break;
@@ -273,8 +322,8 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
                         .await
                         && let Some(id) = job["jobId"].as_str()
                     {
-                        let mut jobs = sim.jobs.lock().unwrap_or_else(|e| e.into_inner());
-                        jobs.push((base.clone(), cookie.clone(), id.to_owned()));
+                        sim.jobs_queued.fetch_add(1, Ordering::Relaxed);
+                        jobs.push(id.to_owned());
                     }
                 }
             }
@@ -288,6 +337,14 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
     }
     if let Some(room) = room.take() {
         room.leave(&sim, &base, &account.cookie).await;
+    }
+    // Like the app: look at the jobs this visit queued (a queue keeps only
+    // the latest 100 finished jobs, so later may be too late to tell).
+    for id in jobs {
+        if !sim.job_finished(&base, &account.cookie, &id).await {
+            let mut pending = sim.jobs_pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.push((base.clone(), account.cookie.clone(), id));
+        }
     }
     sim.accounts
         .lock()
@@ -304,11 +361,15 @@ async fn sign_in(sim: &Sim, base: &str, account: &mut Account) {
         .json(&json!({"email": account.email, "password": account.password}))
         .send()
         .await;
+    let status = res.as_ref().map_or(0, |r| r.status().as_u16());
     let cookie = res
         .ok()
         .filter(|r| r.status().is_success())
         .and_then(|r| session_cookie(r.headers()));
     sim.recorder.record(Action::SignIn, began, cookie.is_some());
+    if cookie.is_none() {
+        sim.failed(Action::SignIn, status);
+    }
     if let Some(cookie) = cookie {
         account.cookie = cookie;
     }
