@@ -11,6 +11,7 @@
 //! `TANDEM_LOGIN_MAX_PER_IP`, `TANDEM_REGISTER_MAX_PER_IP`); `bench/simulate.sh`
 //! does.
 
+mod chaos;
 mod model;
 mod report;
 mod session;
@@ -61,6 +62,16 @@ pub struct Args {
     /// The p99 every action must stay under, in milliseconds.
     #[arg(long, default_value_t = 100.0)]
     p99_ms: f64,
+    /// A failure to inject, `SECONDS=COMMAND`: COMMAND runs (`sh -c`) that
+    /// many seconds into the first step's measured window. Repeatable.
+    #[arg(long = "chaos", value_name = "SECONDS=COMMAND")]
+    chaos: Vec<String>,
+    /// At the end, check that every simulated student is still signed in.
+    #[arg(long)]
+    check_sessions: bool,
+    /// Fail (exit status 1) if a session or job was lost or a request failed for good.
+    #[arg(long)]
+    require_clean: bool,
     /// Result file (JSON); the plots go beside it (`.latency.svg`, `.throughput.svg`).
     #[arg(long, default_value = "simulation.json")]
     out: PathBuf,
@@ -77,12 +88,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         sessions_per_user: args.sessions_per_user,
         speed: args.speed,
     };
+    let mut chaos = chaos::parse(&args.chaos)?;
     let sim = Arc::new(Sim::new(args.urls.clone(), community(args.dau)));
     setup::prepare(&sim).await?;
     let mut steps = Vec::new();
+    let mut events = None;
     let mut dau = args.dau;
     loop {
-        let step = run_step(&sim, &args, community(dau)).await?;
+        let plan = std::mem::take(&mut chaos);
+        let (step, ran) = run_step(&sim, &args, community(dau), plan).await?;
+        events = events.or(ran);
         let passed = step.passed;
         report::print_step(&step);
         steps.push(step);
@@ -93,18 +108,35 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         dau = next;
     }
     let jobs = report::check_jobs(&sim).await;
-    let report = report::Report::new(&args, steps, jobs, sim.recorder.timeline());
+    let sessions = if args.check_sessions {
+        Some(report::check_sessions(&sim).await)
+    } else {
+        None
+    };
+    let chaos = match events {
+        Some(events) => chaos::settle(&sim, events.await?, sim.recorder.elapsed()),
+        None => Vec::new(),
+    };
+    let report = report::Report::new(&args, steps, jobs, sessions, chaos, sim.recorder.timeline());
     report.write(&args.out)?;
     report.print_verdict(&args.out);
+    if args.require_clean {
+        report.ensure_clean()?;
+    }
     Ok(())
 }
 
-/// Runs one step: warm start, Poisson arrivals for warm-up + window, drain.
+/// A step's chaos, running: the events as they happened.
+type ChaosRun = tokio::task::JoinHandle<Vec<chaos::Event>>;
+
+/// Runs one step: warm start, Poisson arrivals for warm-up + window (with
+/// `plan`'s failures injected), drain.
 async fn run_step(
     sim: &Arc<Sim>,
     args: &Args,
     community: Community,
-) -> anyhow::Result<report::StepReport> {
+    plan: Vec<chaos::Planned>,
+) -> anyhow::Result<(report::StepReport, Option<ChaosRun>)> {
     let concurrent = community.concurrent_sessions();
     setup::top_up_accounts(sim, (concurrent * 1.3).ceil() as usize + 5).await?;
     sim.set_community(community.clone());
@@ -112,6 +144,8 @@ async fn run_step(
     let began = sim.recorder.elapsed();
     let measured_from = began + Duration::from_secs(args.warmup);
     let until = measured_from + Duration::from_secs(args.seconds);
+    let events =
+        (!plan.is_empty()).then(|| tokio::spawn(chaos::run(sim.clone(), plan, measured_from)));
     let mut rng = StdRng::from_os_rng();
     let mut sessions = tokio::task::JoinSet::new();
     // Warm start: the sessions a steady state would have open, each midway.
@@ -143,14 +177,8 @@ async fn run_step(
         sessions.abort_all();
     }
     sim.resume_sessions();
-    Ok(report::StepReport::new(
-        sim,
-        args,
-        &community,
-        started,
-        measured_from,
-        ended,
-    ))
+    let step = report::StepReport::new(sim, args, &community, started, measured_from, ended);
+    Ok((step, events))
 }
 
 /// The script step a session `offset` seconds into its visit is at.

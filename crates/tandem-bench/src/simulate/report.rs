@@ -110,6 +110,32 @@ pub async fn check_jobs(sim: &Sim) -> Jobs {
     }
 }
 
+/// Whether the simulated students are still signed in at the end.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Sessions {
+    /// Accounts checked (`GET /api/users/me` with their cookie).
+    pub checked: u64,
+    /// Accounts whose session no longer works.
+    pub lost: u64,
+}
+
+/// Checks every account's session cookie (with the same retries as requests).
+pub async fn check_sessions(sim: &Sim) -> Sessions {
+    let accounts = sim
+        .accounts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut sessions = Sessions::default();
+    for account in accounts {
+        sessions.checked += 1;
+        if !sim.signed_in(&account.cookie).await {
+            sessions.lost += 1;
+        }
+    }
+    sessions
+}
+
 /// The whole run, as written to the result file.
 #[derive(Serialize)]
 pub struct Report {
@@ -123,12 +149,23 @@ pub struct Report {
     pub sustained_dau: Option<u32>,
     /// The AI jobs.
     pub jobs: Jobs,
+    /// Sessions still valid at the end (with `--check-sessions`).
+    pub sessions: Option<Sessions>,
+    /// Injected failures and the recovery from each.
+    pub chaos: Vec<super::chaos::Report>,
     /// Per second and action: requests, errors, p99.
     pub timeline: Vec<Tick>,
 }
 
 impl Report {
-    pub fn new(args: &Args, steps: Vec<StepReport>, jobs: Jobs, timeline: Vec<Tick>) -> Self {
+    pub fn new(
+        args: &Args,
+        steps: Vec<StepReport>,
+        jobs: Jobs,
+        sessions: Option<Sessions>,
+        chaos: Vec<super::chaos::Report>,
+        timeline: Vec<Tick>,
+    ) -> Self {
         let sustained_dau = steps
             .iter()
             .filter(|s| s.passed)
@@ -140,8 +177,28 @@ impl Report {
             steps,
             sustained_dau,
             jobs,
+            sessions,
+            chaos,
             timeline,
         }
+    }
+
+    /// Errors if a session or job was lost, or a request failed for good.
+    pub fn ensure_clean(&self) -> anyhow::Result<()> {
+        let errors: u64 = self
+            .steps
+            .iter()
+            .flat_map(|s| &s.actions)
+            .map(|a| a.errors)
+            .sum();
+        let lost_sessions = self.sessions.as_ref().map_or(0, |s| s.lost);
+        let failed_chaos = self.chaos.iter().filter(|c| !c.ok).count();
+        anyhow::ensure!(
+            errors == 0 && lost_sessions == 0 && self.jobs.lost == 0 && failed_chaos == 0,
+            "not clean: {errors} failed requests, {lost_sessions} lost sessions, {} lost jobs, {failed_chaos} chaos commands failed",
+            self.jobs.lost
+        );
+        Ok(())
     }
 
     /// Writes the JSON file and, beside it, the latency and throughput plots.
@@ -172,6 +229,15 @@ impl Report {
             "AI jobs: {} queued, {} completed, {} failed, {} lost",
             j.queued, j.completed, j.failed, j.lost
         );
+        if let Some(s) = &self.sessions {
+            println!("sessions: {} checked, {} lost", s.checked, s.lost);
+        }
+        for c in &self.chaos {
+            println!(
+                "chaos at {:.1} s: {} -> {} retried, {} failed, recovered in {:.1} s",
+                c.at_seconds, c.command, c.retried, c.errors, c.recovery_seconds
+            );
+        }
         println!("reproduce: {}", self.command);
         println!(
             "results: {} (+ .latency.svg, .throughput.svg)",
@@ -316,10 +382,11 @@ pub fn print_step(step: &StepReport) {
     );
     for a in &step.actions {
         println!(
-            "{:<11} {:>9.1} {:>7} {:>9.1} {:>9.1} {:>9.1}",
+            "{:<11} {:>9.1} {:>7} {:>8} {:>9.1} {:>9.1} {:>9.1}",
             a.action.name(),
             a.per_second,
             a.errors,
+            a.retried,
             a.p50_ms,
             a.p95_ms,
             a.p99_ms

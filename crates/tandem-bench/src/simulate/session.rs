@@ -29,6 +29,17 @@ use super::{
 
 /// How long any request may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// A client's retries of a request that met a restarting dependency (no
+/// answer, 502, 503, 504), as the web app and proxies do.
+const RETRY_AFTER: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_millis(1000),
+    Duration::from_millis(2500),
+];
+
+fn transient(status: u16) -> bool {
+    matches!(status, 0 | 502 | 503 | 504)
+}
 
 /// A student account the simulator signed up.
 #[derive(Debug, Clone)]
@@ -154,27 +165,36 @@ impl Sim {
         cookie: &str,
         body: Option<Value>,
     ) -> Option<Value> {
-        let mut req = self
-            .http
-            .request(method, url)
-            .timeout(TIMEOUT)
-            .header(header::COOKIE, cookie);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
         let began = Instant::now();
-        let (status, answer) = match req.send().await {
-            Ok(res) if res.status().is_success() => {
-                let bytes = res.bytes().await.ok();
-                (
-                    200,
-                    bytes.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null)),
-                )
+        let mut attempt = 0;
+        let (status, answer) = loop {
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .timeout(TIMEOUT)
+                .header(header::COOKIE, cookie);
+            if let Some(body) = &body {
+                req = req.json(body);
             }
-            Ok(res) => (res.status().as_u16(), None),
-            Err(_) => (0, None),
+            let outcome = match req.send().await {
+                Ok(res) if res.status().is_success() => {
+                    let bytes = res.bytes().await.ok();
+                    (
+                        200,
+                        bytes.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null)),
+                    )
+                }
+                Ok(res) => (res.status().as_u16(), None),
+                Err(_) => (0, None),
+            };
+            if outcome.1.is_some() || !transient(outcome.0) || attempt == RETRY_AFTER.len() {
+                break outcome;
+            }
+            tokio::time::sleep(RETRY_AFTER[attempt]).await;
+            attempt += 1;
         };
-        self.recorder.record(action, began, answer.is_some());
+        self.recorder
+            .record(action, began, answer.is_some(), attempt > 0);
         if answer.is_none() {
             self.failed(action, status);
         }
@@ -189,6 +209,25 @@ impl Sim {
             .unwrap_or_else(|e| e.into_inner())
             .entry((action, status))
             .or_default() += 1;
+    }
+
+    /// Whether `cookie` is still a live session (`GET /api/users/me` answers 200).
+    pub async fn signed_in(&self, cookie: &str) -> bool {
+        for wait in RETRY_AFTER {
+            let res = self
+                .http
+                .get(format!("{}/api/users/me", self.base()))
+                .timeout(TIMEOUT)
+                .header(header::COOKIE, cookie)
+                .send()
+                .await;
+            match res.map(|r| r.status().as_u16()) {
+                Ok(200) => return true,
+                Ok(status) if !transient(status) => return false,
+                _ => tokio::time::sleep(wait).await,
+            }
+        }
+        false
     }
 
     /// Looks at a queued job once; whether it is finished (and counted).
@@ -354,24 +393,31 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
 
 async fn sign_in(sim: &Sim, base: &str, account: &mut Account) {
     let began = Instant::now();
-    let res = sim
-        .http
-        .post(format!("{base}/api/auth/login"))
-        .timeout(TIMEOUT)
-        .json(&json!({"email": account.email, "password": account.password}))
-        .send()
-        .await;
-    let status = res.as_ref().map_or(0, |r| r.status().as_u16());
-    let cookie = res
-        .ok()
-        .filter(|r| r.status().is_success())
-        .and_then(|r| session_cookie(r.headers()));
-    sim.recorder.record(Action::SignIn, began, cookie.is_some());
-    if cookie.is_none() {
-        sim.failed(Action::SignIn, status);
-    }
-    if let Some(cookie) = cookie {
-        account.cookie = cookie;
+    let mut attempt = 0;
+    let (status, cookie) = loop {
+        let res = sim
+            .http
+            .post(format!("{base}/api/auth/login"))
+            .timeout(TIMEOUT)
+            .json(&json!({"email": account.email, "password": account.password}))
+            .send()
+            .await;
+        let status = res.as_ref().map_or(0, |r| r.status().as_u16());
+        let cookie = res
+            .ok()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| session_cookie(r.headers()));
+        if cookie.is_some() || !transient(status) || attempt == RETRY_AFTER.len() {
+            break (status, cookie);
+        }
+        tokio::time::sleep(RETRY_AFTER[attempt]).await;
+        attempt += 1;
+    };
+    sim.recorder
+        .record(Action::SignIn, began, cookie.is_some(), attempt > 0);
+    match cookie {
+        Some(cookie) => account.cookie = cookie,
+        None => sim.failed(Action::SignIn, status),
     }
 }
 
@@ -391,6 +437,8 @@ type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<bool>>>>;
 /// A joined study room with its realtime channel open.
 struct Room {
     id: String,
+    base: String,
+    cookie: String,
     topic: String,
     sink: Arc<tokio::sync::Mutex<Sink>>,
     waiters: Waiters,
@@ -428,7 +476,8 @@ async fn join_room(sim: &Sim, base: &str, cookie: &str, id: String) -> Option<Ro
         .await?;
     let began = Instant::now();
     let room = open_channel(base, cookie, id).await;
-    sim.recorder.record(Action::ChatJoin, began, room.is_some());
+    sim.recorder
+        .record(Action::ChatJoin, began, room.is_some(), false);
     room
 }
 
@@ -487,6 +536,8 @@ async fn open_channel(base: &str, cookie: &str, id: String) -> Option<Room> {
         }
     });
     let mut room = Room {
+        base: base.to_owned(),
+        cookie: cookie.to_owned(),
         id,
         topic,
         sink,
@@ -532,8 +583,21 @@ impl Room {
     async fn typing(&mut self, sim: &Sim) {
         let began = Instant::now();
         let payload = json!({"type": "broadcast", "event": "typing", "payload": {"name": "Simulated student"}});
-        let ok = self.request("broadcast", payload).await;
-        sim.recorder.record(Action::Typing, began, ok);
+        let mut ok = self.request("broadcast", payload.clone()).await;
+        let retried = !ok;
+        if !ok {
+            // The socket's instance went away: rejoin on a fresh connection
+            // after a pause, as the app does, and try again.
+            tokio::time::sleep(RETRY_AFTER[1]).await;
+            if let Some(fresh) = open_channel(&self.base, &self.cookie, self.id.clone()).await {
+                std::mem::replace(self, fresh).close().await;
+                ok = self.request("broadcast", payload).await;
+            }
+        }
+        sim.recorder.record(Action::Typing, began, ok, retried);
+        if !ok {
+            sim.failed(Action::Typing, 0);
+        }
     }
 
     async fn close(self) {

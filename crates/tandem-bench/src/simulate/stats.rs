@@ -18,6 +18,8 @@ struct Sample {
     /// Latency in microseconds.
     micros: u64,
     ok: bool,
+    /// Whether it succeeded (or failed) only after a retry.
+    retried: bool,
 }
 
 /// Collects samples from every session.
@@ -33,8 +35,10 @@ pub struct ActionStats {
     pub action: Action,
     /// Requests.
     pub count: u64,
-    /// Failed requests (non-2xx, transport errors, timeouts).
+    /// Failed requests (non-2xx, transport errors, timeouts), after retries.
     pub errors: u64,
+    /// Requests that needed a retry (an instance or Redis was away).
+    pub retried: u64,
     /// Requests per second.
     pub per_second: f64,
     /// Latency percentiles, milliseconds.
@@ -74,12 +78,13 @@ impl Recorder {
         self.start.elapsed()
     }
 
-    /// Records an action that began at `began`.
-    pub fn record(&self, action: Action, began: Instant, ok: bool) {
+    /// Records an action that began at `began` (its latency includes retries).
+    pub fn record(&self, action: Action, began: Instant, ok: bool, retried: bool) {
         let sample = Sample {
             at_ms: began.saturating_duration_since(self.start).as_millis() as u64,
             micros: began.elapsed().as_micros() as u64,
             ok,
+            retried,
         };
         self.samples
             .lock()
@@ -111,6 +116,7 @@ impl Recorder {
                     action,
                     count: samples.len() as u64,
                     errors: samples.iter().filter(|s| !s.ok).count() as u64,
+                    retried: samples.iter().filter(|s| s.retried).count() as u64,
                     per_second: samples.len() as f64 / seconds,
                     p50_ms: percentile(&micros, 0.50),
                     p95_ms: percentile(&micros, 0.95),
@@ -118,6 +124,26 @@ impl Recorder {
                 }
             })
             .collect()
+    }
+
+    /// After `from` and before `to`: (user-visible errors, retried requests,
+    /// when the last of either began).
+    pub fn disturbance(&self, from: Duration, to: Duration) -> (u64, u64, Option<Duration>) {
+        let (from, to) = (from.as_millis() as u64, to.as_millis() as u64);
+        let (mut errors, mut retried, mut last) = (0, 0, None);
+        for (_, s) in self
+            .samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            if (from..to).contains(&s.at_ms) && (!s.ok || s.retried) {
+                errors += u64::from(!s.ok);
+                retried += u64::from(s.retried);
+                last = last.max(Some(Duration::from_millis(s.at_ms)));
+            }
+        }
+        (errors, retried, last)
     }
 
     /// Per-second, per-action counts and p99s, for the plots.
