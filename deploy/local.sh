@@ -165,7 +165,7 @@ status() {
 }
 
 case ${1:-} in
-  start) mkdir -p "$RUN"; start ;;
+  start) mkdir -p "$RUN"; chmod 755 "$RUN"; start ;;  # nginx's workers write their temp files here
   stop) stop ;;
   status) status ;;
   env) cat "$RUN/tandem.env" ;;
