@@ -11,6 +11,7 @@
 //! `TANDEM_LOGIN_MAX_PER_IP`, `TANDEM_REGISTER_MAX_PER_IP`); `bench/simulate.sh`
 //! does.
 
+mod channel;
 mod chaos;
 mod model;
 mod report;

@@ -206,7 +206,7 @@ impl Report {
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(out, serde_json::to_vec_pretty(self)?)?;
+        std::fs::write(out, serde_json::to_vec(self)?)?;
         std::fs::write(out.with_extension("latency.svg"), self.latency_svg())?;
         std::fs::write(out.with_extension("throughput.svg"), self.throughput_svg())?;
         Ok(())

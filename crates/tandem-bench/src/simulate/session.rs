@@ -2,7 +2,6 @@
 //! against one of the Tandem URLs, every request timed.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -10,17 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use reqwest::{Method, header};
 use serde_json::{Value, json};
-use tokio::{
-    net::TcpStream,
-    sync::{Notify, oneshot},
-};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, tungstenite::Message, tungstenite::client::IntoClientRequest,
-};
+use tokio::sync::Notify;
 
 use super::{
     model::{Action, Community, SCRIPT, Step},
@@ -28,13 +20,14 @@ use super::{
 };
 
 /// How long any request may take before it counts as failed.
-const TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(10);
 /// A client's retries of a request that met a restarting dependency (no
 /// answer, 502, 503, 504), as the web app and proxies do.
-const RETRY_AFTER: [Duration; 3] = [
+pub(super) const RETRY_AFTER: [Duration; 4] = [
     Duration::from_millis(250),
     Duration::from_millis(1000),
-    Duration::from_millis(2500),
+    Duration::from_millis(2000),
+    Duration::from_millis(4000),
 ];
 
 fn transient(status: u16) -> bool {
@@ -157,7 +150,7 @@ impl Sim {
 
     /// Sends a request as `cookie`, records it under `action`; the JSON body
     /// of a 2xx answer (`Null` when empty), `None` otherwise.
-    async fn call(
+    pub(super) async fn call(
         &self,
         action: Action,
         method: Method,
@@ -202,7 +195,7 @@ impl Sim {
     }
 
     /// Counts a failure of `action` with `status` (0: no answer).
-    fn failed(&self, action: Action, status: u16) {
+    pub(super) fn failed(&self, action: Action, status: u16) {
         *self
             .failures
             .lock()
@@ -261,7 +254,7 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
     };
     let base = sim.base();
     let mut rng = StdRng::from_os_rng();
-    let mut room: Option<Room> = None;
+    let mut room: Option<super::channel::Room> = None;
     let mut jobs = Vec::new();
     for step in &SCRIPT[start_at.min(SCRIPT.len())..] {
         if sim.stopping() {
@@ -321,7 +314,7 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
                     .choose(&mut rng)
                     .cloned();
                 if let Some(id) = id {
-                    room = join_room(&sim, &base, &cookie, id).await;
+                    room = super::channel::join_room(&sim, &base, &cookie, id).await;
                 }
             }
             Step::Ice => {
@@ -429,194 +422,4 @@ pub fn session_cookie(headers: &header::HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .filter(|v| v.contains("tandem_session"))
         .find_map(|v| v.split(';').next().map(str::to_owned))
-}
-
-type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
-type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<bool>>>>;
-
-/// A joined study room with its realtime channel open.
-struct Room {
-    id: String,
-    base: String,
-    cookie: String,
-    topic: String,
-    sink: Arc<tokio::sync::Mutex<Sink>>,
-    waiters: Waiters,
-    next_ref: u64,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-async fn join_room(sim: &Sim, base: &str, cookie: &str, id: String) -> Option<Room> {
-    sim.call(
-        Action::RoomJoin,
-        Method::GET,
-        format!("{base}/api/study-sessions"),
-        cookie,
-        None,
-    )
-    .await?;
-    sim.call(
-        Action::RoomJoin,
-        Method::POST,
-        format!("{base}/api/study-sessions/{id}/join"),
-        cookie,
-        Some(json!({})),
-    )
-    .await?;
-    sim.call(
-        Action::RoomJoin,
-        Method::GET,
-        format!("{base}/api/study-sessions/{id}"),
-        cookie,
-        None,
-    )
-    .await?;
-    let messages = format!("{base}/api/study-sessions/{id}/messages?limit=20");
-    sim.call(Action::RoomJoin, Method::GET, messages, cookie, None)
-        .await?;
-    let began = Instant::now();
-    let room = open_channel(base, cookie, id).await;
-    sim.recorder
-        .record(Action::ChatJoin, began, room.is_some(), false);
-    room
-}
-
-async fn open_channel(base: &str, cookie: &str, id: String) -> Option<Room> {
-    let ws_url = format!(
-        "{}/realtime/v1/websocket?vsn=1.0.0",
-        base.replacen("http", "ws", 1)
-    );
-    let mut request = ws_url.into_client_request().ok()?;
-    request
-        .headers_mut()
-        .insert(header::COOKIE, cookie.parse().ok()?);
-    let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
-    let (ws, _) = tokio::time::timeout(TIMEOUT, connect).await.ok()?.ok()?;
-    let (sink, mut stream) = ws.split();
-    let waiters: Waiters = Arc::default();
-    let topic = format!("realtime:room:{id}");
-    let reader_waiters = waiters.clone();
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let Ok(frame) = serde_json::from_str::<Value>(&text) else {
-                continue;
-            };
-            if frame["event"] == "phx_reply"
-                && let Some(r) = frame["ref"].as_str()
-                && let Some(waiter) = reader_waiters
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(r)
-            {
-                let _ = waiter.send(frame["payload"]["status"] == "ok");
-            }
-        }
-    });
-    let sink = Arc::new(tokio::sync::Mutex::new(sink));
-    let beat = sink.clone();
-    let heartbeat = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(25));
-        every.tick().await;
-        loop {
-            every.tick().await;
-            let frame =
-                json!({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "hb"});
-            if beat
-                .lock()
-                .await
-                .send(Message::text(frame.to_string()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    let mut room = Room {
-        base: base.to_owned(),
-        cookie: cookie.to_owned(),
-        id,
-        topic,
-        sink,
-        waiters,
-        next_ref: 1,
-        tasks: vec![reader, heartbeat],
-    };
-    let config = json!({"config": {"broadcast": {"self": false, "ack": true}, "presence": {"key": cookie.len().to_string() + &room.id}}});
-    if !room.request("phx_join", config).await {
-        room.close().await;
-        return None;
-    }
-    let track =
-        json!({"type": "presence", "event": "track", "payload": {"name": "Simulated student"}});
-    room.request("presence", track).await;
-    Some(room)
-}
-
-impl Room {
-    /// Sends a frame and waits (bounded) for its reply; whether it was ok.
-    async fn request(&mut self, event: &str, payload: Value) -> bool {
-        let r = self.next_ref.to_string();
-        self.next_ref += 1;
-        let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(r.clone(), tx);
-        let frame = json!({"topic": self.topic, "event": event, "payload": payload, "ref": r, "join_ref": "1"});
-        if self
-            .sink
-            .lock()
-            .await
-            .send(Message::text(frame.to_string()))
-            .await
-            .is_err()
-        {
-            return false;
-        }
-        matches!(tokio::time::timeout(TIMEOUT, rx).await, Ok(Ok(true)))
-    }
-
-    async fn typing(&mut self, sim: &Sim) {
-        let began = Instant::now();
-        let payload = json!({"type": "broadcast", "event": "typing", "payload": {"name": "Simulated student"}});
-        let mut ok = self.request("broadcast", payload.clone()).await;
-        let retried = !ok;
-        if !ok {
-            // The socket's instance went away: rejoin on a fresh connection
-            // after a pause, as the app does, and try again.
-            tokio::time::sleep(RETRY_AFTER[1]).await;
-            if let Some(fresh) = open_channel(&self.base, &self.cookie, self.id.clone()).await {
-                std::mem::replace(self, fresh).close().await;
-                ok = self.request("broadcast", payload).await;
-            }
-        }
-        sim.recorder.record(Action::Typing, began, ok, retried);
-        if !ok {
-            sim.failed(Action::Typing, 0);
-        }
-    }
-
-    async fn close(self) {
-        let _ = self.sink.lock().await.close().await;
-        for task in self.tasks {
-            task.abort();
-        }
-    }
-
-    async fn leave(self, sim: &Sim, base: &str, cookie: &str) {
-        let url = format!("{base}/api/study-sessions/{}/leave", self.id);
-        self.close().await;
-        sim.call(
-            Action::RoomLeave,
-            Method::POST,
-            url,
-            cookie,
-            Some(json!({})),
-        )
-        .await;
-    }
 }

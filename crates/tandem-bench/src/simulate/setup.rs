@@ -47,22 +47,24 @@ pub async fn prepare(sim: &Sim) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs up accounts until there are `wanted`, and opens rooms for them.
+/// Signs up accounts until `wanted` are available to sessions, and opens a
+/// room per [`PER_ROOM`] of them. Room owners are hosts, kept out of the
+/// sessions (an owner cannot leave their own room, only cancel it).
 pub async fn top_up_accounts(sim: &Sim, wanted: usize) -> anyhow::Result<()> {
     let have = sim.account_count.load(Ordering::SeqCst);
     if wanted <= have {
         return Ok(());
     }
+    let rooms_have = sim.rooms.read().unwrap_or_else(|e| e.into_inner()).len();
+    let new_rooms = wanted.div_ceil(PER_ROOM).saturating_sub(rooms_have);
     let run = uuid::Uuid::new_v4().simple().to_string();
-    let fresh: Vec<Account> = futures_util::stream::iter(have..wanted)
+    let mut fresh: Vec<Account> = futures_util::stream::iter(have..wanted + new_rooms)
         .map(|i| sign_up(sim, format!("sim-{}-{i}@example.com", &run[..8])))
         .buffer_unordered(SIGNUPS_IN_FLIGHT)
         .try_collect()
         .await?;
-    let rooms_wanted = wanted.div_ceil(PER_ROOM);
-    let rooms_have = sim.rooms.read().unwrap_or_else(|e| e.into_inner()).len();
-    for owner in fresh.iter().take(rooms_wanted.saturating_sub(rooms_have)) {
-        let id = open_room(sim, owner).await?;
+    for owner in fresh.drain(..new_rooms) {
+        let id = open_room(sim, &owner).await?;
         sim.rooms
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -73,7 +75,10 @@ pub async fn top_up_accounts(sim: &Sim, wanted: usize) -> anyhow::Result<()> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .extend(fresh);
-    eprintln!("simulate: {wanted} accounts, {rooms_wanted} rooms");
+    eprintln!(
+        "simulate: {wanted} students, {} rooms",
+        rooms_have + new_rooms
+    );
     Ok(())
 }
 
