@@ -270,6 +270,10 @@ async fn replicas_serve_reads_with_read_your_writes_and_survive_failures() {
         task.await.expect("trials");
     }
     assert_eq!(trials.load(Ordering::Relaxed), 10_000);
+    // Signing up reads the new account back at once (it used to read it
+    // from the paused replica and answer 401).
+    let (newcomer, _) = app.signed_up().await;
+    ok(newcomer.get("/api/users/me").await).await;
 
     // Resumed: once caught up, the writer reads from the replica again.
     sqlx::query("SELECT pg_wal_replay_resume()")

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{
     Args,
     model::{Action, Community},
-    session::Sim,
+    session::{JobState, Sim},
     stats::{ActionStats, Tick},
 };
 
@@ -78,22 +78,25 @@ pub struct Jobs {
     pub completed: u64,
     /// Failed for good.
     pub failed: u64,
-    /// Neither, 60 s after the run: lost, or still waiting.
+    /// Still waiting or running 60 s after the run (a backlog).
+    pub unfinished: u64,
+    /// Unknown to the queue: lost.
     pub lost: u64,
 }
 
-/// Settles the AI jobs no session saw finish: polled until finished or 60 s
-/// have passed; the rest are lost (or were removed after finishing, beyond
-/// the queue's retention, before anyone looked).
+/// Settles the AI jobs no session saw finish, polling them for up to 60 s.
 pub async fn check_jobs(sim: &Sim) -> Jobs {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut pending =
         std::mem::take(&mut *sim.jobs_pending.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut lost = 0;
     while !pending.is_empty() && tokio::time::Instant::now() < deadline {
         let mut still = Vec::new();
         for (base, cookie, id) in pending {
-            if !sim.job_finished(&base, &cookie, &id).await {
-                still.push((base, cookie, id));
+            match sim.job_state(&base, &cookie, &id).await {
+                JobState::Finished => {}
+                JobState::Missing => lost += 1,
+                JobState::Pending => still.push((base, cookie, id)),
             }
         }
         pending = still;
@@ -106,7 +109,8 @@ pub async fn check_jobs(sim: &Sim) -> Jobs {
         queued: sim.jobs_queued.load(std::sync::atomic::Ordering::Relaxed),
         completed,
         failed,
-        lost: pending.len() as u64,
+        unfinished: pending.len() as u64,
+        lost,
     }
 }
 
@@ -194,9 +198,14 @@ impl Report {
         let lost_sessions = self.sessions.as_ref().map_or(0, |s| s.lost);
         let failed_chaos = self.chaos.iter().filter(|c| !c.ok).count();
         anyhow::ensure!(
-            errors == 0 && lost_sessions == 0 && self.jobs.lost == 0 && failed_chaos == 0,
-            "not clean: {errors} failed requests, {lost_sessions} lost sessions, {} lost jobs, {failed_chaos} chaos commands failed",
-            self.jobs.lost
+            errors == 0
+                && lost_sessions == 0
+                && self.jobs.lost == 0
+                && self.jobs.unfinished == 0
+                && failed_chaos == 0,
+            "not clean: {errors} failed requests, {lost_sessions} lost sessions, {} lost and {} unfinished jobs, {failed_chaos} chaos commands failed",
+            self.jobs.lost,
+            self.jobs.unfinished
         );
         Ok(())
     }
@@ -226,8 +235,8 @@ impl Report {
         }
         let j = &self.jobs;
         println!(
-            "AI jobs: {} queued, {} completed, {} failed, {} lost",
-            j.queued, j.completed, j.failed, j.lost
+            "AI jobs: {} queued, {} completed, {} failed, {} unfinished, {} lost",
+            j.queued, j.completed, j.failed, j.unfinished, j.lost
         );
         if let Some(s) = &self.sessions {
             println!("sessions: {} checked, {} lost", s.checked, s.lost);

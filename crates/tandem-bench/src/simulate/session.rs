@@ -223,8 +223,8 @@ impl Sim {
         false
     }
 
-    /// Looks at a queued job once; whether it is finished (and counted).
-    pub async fn job_finished(&self, base: &str, cookie: &str, id: &str) -> bool {
+    /// Looks at a queued job once, counting it if it is finished.
+    pub async fn job_state(&self, base: &str, cookie: &str, id: &str) -> JobState {
         let res = self
             .http
             .get(format!("{base}/api/jobs/{id}/status"))
@@ -233,6 +233,7 @@ impl Sim {
             .send()
             .await;
         let state = match res {
+            Ok(res) if res.status() == reqwest::StatusCode::NOT_FOUND => return JobState::Missing,
             Ok(res) if res.status().is_success() => res.json::<Value>().await.ok(),
             _ => None,
         };
@@ -240,10 +241,21 @@ impl Sim {
         match state.as_ref().and_then(|s| s["state"].as_str()) {
             Some("completed") => finished.0 += 1,
             Some("failed") => finished.1 += 1,
-            _ => return false,
+            _ => return JobState::Pending,
         }
-        true
+        JobState::Finished
     }
+}
+
+/// What the queue says about a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Completed or failed (and counted).
+    Finished,
+    /// Waiting, active, delayed, or the status could not be read.
+    Pending,
+    /// The queue does not know it.
+    Missing,
 }
 
 /// Runs the script from step `start_at` (warm starts begin midway).
@@ -373,7 +385,7 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
     // Like the app: look at the jobs this visit queued (a queue keeps only
     // the latest 100 finished jobs, so later may be too late to tell).
     for id in jobs {
-        if !sim.job_finished(&base, &account.cookie, &id).await {
+        if sim.job_state(&base, &account.cookie, &id).await != JobState::Finished {
             let mut pending = sim.jobs_pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.push((base.clone(), account.cookie.clone(), id));
         }

@@ -95,6 +95,9 @@ pub async fn register(
         })
         .await?;
     tracing::info!(user_id = %user.id, "account created");
+    // The account is read back below (through the cache): from a replica
+    // that has it.
+    crate::reads::user_changed(&app, user.id).await;
     let headers = start_session(&app, user.id, &client).await?;
     let me = Me::load(&app, user.id).await?;
     Ok((StatusCode::CREATED, headers, axum::Json(me)))
