@@ -265,7 +265,7 @@ impl Report {
             .unwrap_or(1)
             .max(1) as f64;
         let top = (self.args.p99_ms * 2.0).max(1.0);
-        let x = |s: f64| left + s / last * (w - left - 20.0);
+        let x = |s: f64| left + s / last * (w - left - 140.0); // legend on the right
         let y = |ms: f64| (h - bottom) - ms.min(top) / top * (h - bottom - 20.0);
         let mut svg = svg_open(w, h, "p99 latency per second and action (ms)");
         let _ = write!(
