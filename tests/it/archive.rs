@@ -211,12 +211,7 @@ async fn archives_old_weeks_and_restores(engine: Engine, target: Target) {
     }
     let archiver = f.archiver(1 << 20);
 
-    let dry = archiver
-        .begin(Trigger::Cli, true)
-        .await
-        .expect("begin")
-        .execute(&Quiet)
-        .await;
+    let dry = run(&archiver, true).await;
     assert_eq!(
         (dry.status.as_str(), dry.rows, dry.objects),
         ("succeeded", 240, 6)
@@ -227,14 +222,9 @@ async fn archives_old_weeks_and_restores(engine: Engine, target: Target) {
         "a dry run changes nothing"
     );
 
-    let run = archiver
-        .begin(Trigger::Cli, false)
-        .await
-        .expect("begin")
-        .execute(&Quiet)
-        .await;
-    assert_eq!(run.status, "succeeded", "{:?}", run.error);
-    assert_eq!((run.rows, run.objects), (240, 6));
+    let first = run(&archiver, false).await;
+    assert_eq!(first.status, "succeeded", "{:?}", first.error);
+    assert_eq!((first.rows, first.objects), (240, 6));
     for table in AnalyticsTable::ALL {
         let mut archived = Vec::new();
         for week in weeks(f.clock.now(), &OLD) {
@@ -297,12 +287,7 @@ async fn archives_old_weeks_and_restores(engine: Engine, target: Target) {
     );
 
     // The next run archives the restored week again, into the same object.
-    let rerun = archiver
-        .begin(Trigger::Cli, false)
-        .await
-        .expect("begin")
-        .execute(&Quiet)
-        .await;
+    let rerun = run(&archiver, false).await;
     assert_eq!(
         (rerun.status.as_str(), rerun.rows, rerun.objects),
         ("succeeded", 40, 1)
@@ -313,6 +298,12 @@ async fn archives_old_weeks_and_restores(engine: Engine, target: Target) {
         "deterministic objects"
     );
     assert!(f.rows(AnalyticsTable::PageViews, &OLD).await.is_empty());
+}
+
+/// One archive run from the CLI's side, to completion.
+async fn run(archiver: &Archiver, dry_run: bool) -> tandem_db::ArchiveRun {
+    let handle = archiver.begin(Trigger::Cli, dry_run).await.expect("begin");
+    handle.execute(&Quiet).await
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -369,12 +360,7 @@ async fn crash_then_rerun(engine: Engine, target: Target, at: fn(&Event) -> bool
         "the failure point was reached"
     );
 
-    let rerun = archiver
-        .begin(Trigger::Cli, false)
-        .await
-        .expect("begin")
-        .execute(&Quiet)
-        .await;
+    let rerun = run(&archiver, false).await;
     assert_eq!(rerun.status, "succeeded", "{:?}", rerun.error);
     let week = Week::of(f.clock.now() - Duration::days(OLD[0]));
     for table in AnalyticsTable::ALL {
