@@ -51,9 +51,21 @@ pub(crate) fn coturn_installed() -> bool {
     found
 }
 
+/// A free UDP port whose next port is free too (`turnutils_peer` uses
+/// both), below the kernel's ephemeral range and every relay range (49152
+/// and up): no relay allocation or outgoing socket of a test running
+/// alongside can take it between this check and its use.
 pub(crate) fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("addr").port()
+    loop {
+        let port = 20_000 + (rand::random::<u16>() % 5_000) * 2;
+        let pair = (
+            UdpSocket::bind(("127.0.0.1", port)),
+            UdpSocket::bind(("127.0.0.1", port + 1)),
+        );
+        if let (Ok(_), Ok(_)) = pair {
+            return port;
+        }
+    }
 }
 
 /// Sends `request` to `port` until something answers (the process is up).
@@ -159,7 +171,10 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let (coturn, peer) = (free_udp_port(), free_udp_port());
+    let coturn = free_udp_port();
+    let peer = std::iter::repeat_with(free_udp_port)
+        .find(|p| p.abs_diff(coturn) > 1)
+        .expect("a port");
     let mut processes = Processes(vec![start_coturn(dir.path(), coturn)]);
     let binding = MessageBuilder::new(Method::Binding, Class::Request, [7; 12])
         .build(None, true)
