@@ -148,6 +148,25 @@ impl Sim {
         self.urls[i % self.urls.len()].clone()
     }
 
+    /// Sends the request `build` makes, again after a pause while the
+    /// answer is transient (none, 502, 503, 504); the last response (or
+    /// `None` if none came) and whether a retry was needed.
+    async fn send_retrying(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> (Option<reqwest::Response>, bool) {
+        let mut attempt = 0;
+        loop {
+            let res = build().timeout(TIMEOUT).send().await.ok();
+            let status = res.as_ref().map_or(0, |r| r.status().as_u16());
+            if !transient(status) || attempt == RETRY_AFTER.len() {
+                return (res, attempt > 0);
+            }
+            tokio::time::sleep(RETRY_AFTER[attempt]).await;
+            attempt += 1;
+        }
+    }
+
     /// Sends a request as `cookie`, records it under `action`; the JSON body
     /// of a 2xx answer (`Null` when empty), `None` otherwise.
     pub(super) async fn call(
@@ -159,35 +178,31 @@ impl Sim {
         body: Option<Value>,
     ) -> Option<Value> {
         let began = Instant::now();
-        let mut attempt = 0;
-        let (status, answer) = loop {
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .timeout(TIMEOUT)
-                .header(header::COOKIE, cookie);
-            if let Some(body) = &body {
-                req = req.json(body);
-            }
-            let outcome = match req.send().await {
-                Ok(res) if res.status().is_success() => {
-                    let bytes = res.bytes().await.ok();
-                    (
-                        200,
-                        bytes.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null)),
-                    )
+        let (res, retried) = self
+            .send_retrying(|| {
+                let req = self
+                    .http
+                    .request(method.clone(), &url)
+                    .header(header::COOKIE, cookie);
+                match &body {
+                    Some(body) => req.json(body),
+                    None => req,
                 }
-                Ok(res) => (res.status().as_u16(), None),
-                Err(_) => (0, None),
-            };
-            if outcome.1.is_some() || !transient(outcome.0) || attempt == RETRY_AFTER.len() {
-                break outcome;
+            })
+            .await;
+        let (status, answer) = match res {
+            Some(res) if res.status().is_success() => {
+                let bytes = res.bytes().await.ok();
+                (
+                    200,
+                    bytes.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null)),
+                )
             }
-            tokio::time::sleep(RETRY_AFTER[attempt]).await;
-            attempt += 1;
+            Some(res) => (res.status().as_u16(), None),
+            None => (0, None),
         };
         self.recorder
-            .record(action, began, answer.is_some(), attempt > 0);
+            .record(action, began, answer.is_some(), retried);
         if answer.is_none() {
             self.failed(action, status);
         }
@@ -206,21 +221,11 @@ impl Sim {
 
     /// Whether `cookie` is still a live session (`GET /api/users/me` answers 200).
     pub async fn signed_in(&self, cookie: &str) -> bool {
-        for wait in RETRY_AFTER {
-            let res = self
-                .http
-                .get(format!("{}/api/users/me", self.base()))
-                .timeout(TIMEOUT)
-                .header(header::COOKIE, cookie)
-                .send()
-                .await;
-            match res.map(|r| r.status().as_u16()) {
-                Ok(200) => return true,
-                Ok(status) if !transient(status) => return false,
-                _ => tokio::time::sleep(wait).await,
-            }
-        }
-        false
+        let url = format!("{}/api/users/me", self.base());
+        let (res, _) = self
+            .send_retrying(|| self.http.get(&url).header(header::COOKIE, cookie))
+            .await;
+        res.is_some_and(|r| r.status() == reqwest::StatusCode::OK)
     }
 
     /// Looks at a queued job once, counting it if it is finished.
@@ -398,28 +403,15 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
 
 async fn sign_in(sim: &Sim, base: &str, account: &mut Account) {
     let began = Instant::now();
-    let mut attempt = 0;
-    let (status, cookie) = loop {
-        let res = sim
-            .http
-            .post(format!("{base}/api/auth/login"))
-            .timeout(TIMEOUT)
-            .json(&json!({"email": account.email, "password": account.password}))
-            .send()
-            .await;
-        let status = res.as_ref().map_or(0, |r| r.status().as_u16());
-        let cookie = res
-            .ok()
-            .filter(|r| r.status().is_success())
-            .and_then(|r| session_cookie(r.headers()));
-        if cookie.is_some() || !transient(status) || attempt == RETRY_AFTER.len() {
-            break (status, cookie);
-        }
-        tokio::time::sleep(RETRY_AFTER[attempt]).await;
-        attempt += 1;
-    };
+    let url = format!("{base}/api/auth/login");
+    let body = json!({"email": account.email, "password": account.password});
+    let (res, retried) = sim.send_retrying(|| sim.http.post(&url).json(&body)).await;
+    let status = res.as_ref().map_or(0, |r| r.status().as_u16());
+    let cookie = res
+        .filter(|r| r.status().is_success())
+        .and_then(|r| session_cookie(r.headers()));
     sim.recorder
-        .record(Action::SignIn, began, cookie.is_some(), attempt > 0);
+        .record(Action::SignIn, began, cookie.is_some(), retried);
     match cookie {
         Some(cookie) => account.cookie = cookie,
         None => sim.failed(Action::SignIn, status),

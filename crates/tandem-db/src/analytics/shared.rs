@@ -243,11 +243,11 @@ macro_rules! impl_analytics_repo {
                         table.name()
                     ));
                     query.push_values(chunk, |mut b, row| {
+                        if keep_ids {
+                            b.push_bind(row.id());
+                        }
                         match row {
                             R::PageView(r) => {
-                                if keep_ids {
-                                    b.push_bind(r.id);
-                                }
                                 b.push_bind(r.occurred_at)
                                     .push_bind(r.visitor_id)
                                     .push_bind(r.user_id)
@@ -255,9 +255,6 @@ macro_rules! impl_analytics_repo {
                                     .push_bind(r.referrer.clone());
                             }
                             R::Activity(r) => {
-                                if keep_ids {
-                                    b.push_bind(r.id);
-                                }
                                 b.push_bind(r.occurred_at)
                                     .push_bind(r.visitor_id)
                                     .push_bind(r.user_id)
@@ -265,9 +262,6 @@ macro_rules! impl_analytics_repo {
                                     .push_bind(r.detail.clone());
                             }
                             R::StudyVisit(r) => {
-                                if keep_ids {
-                                    b.push_bind(r.id);
-                                }
                                 b.push_bind(r.occurred_at)
                                     .push_bind(r.user_id)
                                     .push_bind(r.study_session_id)
