@@ -11,7 +11,10 @@ use std::{
 use tandem_cache::{Cache, CacheConfig};
 use tokio::sync::Notify;
 
-use crate::helpers::Backend;
+use crate::helpers::{
+    Backend,
+    services::{OwnRedis, free_port},
+};
 
 const TTL: Duration = Duration::from_secs(60);
 
@@ -286,62 +289,6 @@ async fn tag_bookkeeping_does_not_grow() {
             .await
             .expect("pttl");
         assert!(ttl > 0, "{key} never expires");
-    }
-}
-
-/// A loopback port nobody listens on (for a Redis of the test's own).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A Redis server of the test's own, to stop and start.
-struct OwnRedis {
-    port: u16,
-    child: tokio::process::Child,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Self {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server starts");
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).expect("url");
-        for _ in 0..200 {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-            {
-                return Self { port, child };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("redis-server on port {port} did not answer within 5 s");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn stop(mut self) {
-        self.child.kill().await.expect("kill redis");
     }
 }
 

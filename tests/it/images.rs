@@ -289,7 +289,7 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
 }
 
 #[tokio::test]
-async fn a_variant_requested_100_times_at_once_is_resized_once() {
+async fn a_variant_requested_100_times_at_once_is_resized_once_and_then_served_from_cache() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let (student, _) = app.signed_up().await;
     let cookie = student.cookie().expect("session cookie");
@@ -318,4 +318,18 @@ async fn a_variant_requested_100_times_at_once_is_resized_once() {
         );
     }
     assert_eq!(app.state.images.transforms() - before, 1, "resized once");
+
+    // A cached variant is served without reading its source again: with the
+    // source gone from the store it still answers, while a variant never
+    // made before finds no source.
+    let key = url.strip_prefix("/uploads/").expect("an upload");
+    assert!(app.state.store.delete(key).await.expect("delete"));
+    let again = get(&app, &path, None).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.bytes().await.expect("bytes"), first);
+    let other = format!("/cdn-cgi/image/width=128,quality=70,format=webp{url}");
+    assert_eq!(
+        get(&app, &other, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
 }

@@ -79,18 +79,31 @@ impl Ws {
 
     /// Joins `topic` on vsn 2 and returns the reply payload.
     pub(crate) async fn join(&mut self, topic: &str, join_ref: &str, config: Value) -> Value {
+        self.join_with_state(topic, join_ref, config).await.0
+    }
+
+    /// Joins `topic` on vsn 2; the reply payload and, if it was accepted,
+    /// the `presence_state` pushed after it.
+    pub(crate) async fn join_with_state(
+        &mut self,
+        topic: &str,
+        join_ref: &str,
+        config: Value,
+    ) -> (Value, Value) {
         self.push(json!([join_ref, join_ref, topic, "phx_join", {"config": config}]))
             .await;
         let reply = self.next_json().await;
         assert_eq!(reply[3], "phx_reply", "{reply}");
+        let mut state = Value::Null;
         if reply[4]["status"] == "ok" {
-            let state = self.next_json().await;
+            let push = self.next_json().await;
             assert_eq!(
-                (state[0].as_str(), &state[3]),
+                (push[0].as_str(), &push[3]),
                 (Some(join_ref), &json!("presence_state"))
             );
+            state = push[4].clone();
         }
-        reply[4].clone()
+        (reply[4].clone(), state)
     }
 }
 
@@ -525,6 +538,123 @@ async fn presences_of_a_crashed_instance_are_announced_as_leaves() {
     assert_eq!(left[3], "presence_diff");
     assert!(left[4]["leaves"]["victim"].is_object(), "{left}");
     survivor.stop().await;
+}
+
+/// Presence converges after Redis outages without anyone rejoining:
+/// - Redis restarts empty (no persistence): the instance holding a tracked
+///   client re-adds it, so a newcomer on another instance sees it again;
+/// - an entry of that instance whose client is gone (a leave that could
+///   not be written) is removed once the instance reconnects.
+#[tokio::test]
+async fn presence_converges_after_redis_outages() {
+    use crate::{
+        helpers::services::{OwnRedis, free_port},
+        multi_instance::Instance,
+    };
+    let Some(Backend::Distributed { database_url, .. }) = Backend::distributed().await else {
+        return;
+    };
+    let port = free_port();
+    let redis = OwnRedis::start(port).await;
+    let backend = Backend::Distributed {
+        database_url,
+        redis_url: redis.url(),
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
+    let holder = Instance::start(&backend, &prefix, dir.path()).await;
+    let other = Instance::start(&backend, &prefix, dir.path()).await;
+    let client = crate::helpers::Client::new(&other.url);
+    let res = client
+        .register(
+            &crate::helpers::unique_email(),
+            crate::helpers::PASSWORD,
+            "Outage",
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 201);
+    let token = client.post("/api/realtime/token", json!({})).await.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let topic = "realtime:outage";
+    let mut tracked = Ws::v2(&holder.url, &token).await;
+    tracked
+        .join(topic, "1", json!({"presence": {"key": "stayer"}}))
+        .await;
+    tracked
+        .push(json!(["1", "2", topic, "presence", {"type": "presence", "event": "track", "payload": {"name": "S"}}]))
+        .await;
+    assert_eq!(tracked.next_reply().await[4]["status"], "ok");
+    let (_, before) = Ws::v2(&other.url, &token)
+        .await
+        .join_with_state(topic, "1", json!({"presence": {"key": "early"}}))
+        .await;
+    assert!(before["stayer"].is_object(), "{before}");
+
+    let holder_ref = before["stayer"]["metas"][0]["phx_ref"]
+        .as_str()
+        .expect("phx_ref")
+        .to_owned();
+
+    // A newcomer on the other instance, until `shown` holds (bounded).
+    let newcomer_sees = |shown: fn(&Value) -> bool, what: &'static str| {
+        let (url, token) = (other.url.clone(), token.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let (reply, state) = Ws::v2(&url, &token)
+                    .await
+                    .join_with_state(topic, "1", json!({"presence": {"key": "newcomer"}}))
+                    .await;
+                assert_eq!(reply["status"], "ok", "{reply}");
+                if shown(&state) {
+                    return;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{what}: {state}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+
+    redis.stop().await;
+    let redis = OwnRedis::start(port).await;
+    newcomer_sees(
+        |s| s["stayer"].is_object(),
+        "the tracked presence never came back after the Redis restart",
+    )
+    .await;
+
+    // A leftover entry of the holder's (its client left while Redis was
+    // unreachable), then a dropped subscription: the holder removes it.
+    let instance = holder_ref.split('.').next().expect("instance id");
+    let ghost_ref = format!("{instance}.999999.1");
+    let ghost = json!({"key": "ghost", "meta": {"phx_ref": ghost_ref}});
+    let mut conn = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let hash = format!("{prefix}rt-presence:{topic}");
+    let _: i64 = redis::cmd("HSET")
+        .arg(&hash)
+        .arg(&ghost_ref)
+        .arg(ghost.to_string())
+        .query_async(&mut conn)
+        .await
+        .expect("hset");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .query_async(&mut conn)
+        .await
+        .expect("client kill");
+    newcomer_sees(
+        |s| s["stayer"].is_object() && s["ghost"].is_null(),
+        "the departed client's entry was not removed",
+    )
+    .await;
+    holder.stop().await;
+    other.stop().await;
 }
 
 /// The roadmap's client-side optimizations, enforced by the server: typing

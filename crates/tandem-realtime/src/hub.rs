@@ -185,6 +185,15 @@ impl Hub {
         self.topics().keys().cloned().collect()
     }
 
+    /// This instance's presence state of every topic that has one.
+    pub fn presence_states(&self) -> Vec<(String, Value)> {
+        self.topics()
+            .iter()
+            .filter(|(_, t)| !t.presence.is_empty())
+            .map(|(name, t)| (name.clone(), t.presence.state()))
+            .collect()
+    }
+
     fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Topic>> {
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }

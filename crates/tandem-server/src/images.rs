@@ -40,6 +40,9 @@ pub enum ImageError {
     /// The source was refused or broken.
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// No such source.
+    #[error("no such image")]
+    NoSource,
     /// Storage or the worker pool failed.
     #[error("image service unavailable: {0}")]
     Unavailable(String),
@@ -73,12 +76,13 @@ impl Images {
         self.transforms.load(Ordering::Relaxed)
     }
 
-    /// The variant of `source` (named `source_key`) for `options` and the
-    /// client's `Accept`.
+    /// The variant of the source named `source_key` for `options` and the
+    /// client's `Accept`. `source` reads the source's bytes; it is awaited
+    /// only when the variant is in neither the memory cache nor the store.
     pub async fn variant(
         &self,
         source_key: &str,
-        source: Bytes,
+        source: impl Future<Output = Result<Bytes, ImageError>>,
         options: &Options,
         accept: Option<&str>,
     ) -> Result<Arc<Variant>, Arc<ImageError>> {
@@ -100,7 +104,7 @@ impl Images {
     async fn make(
         &self,
         key: String,
-        source: Bytes,
+        source: impl Future<Output = Result<Bytes, ImageError>>,
         options: Options,
         accept: Option<String>,
     ) -> Result<Arc<Variant>, ImageError> {
@@ -120,6 +124,7 @@ impl Images {
                 bytes,
             }));
         }
+        let source = source.await?;
         let permit = self
             .pool
             .clone()

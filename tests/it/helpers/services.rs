@@ -1,5 +1,7 @@
 //! The real PostgreSQL and Redis the distributed tests run against.
 
+use std::time::Duration;
+
 use tandem_core::SecretString;
 use tandem_server::Config;
 
@@ -172,5 +174,61 @@ impl Drop for FreshDatabase {
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("warning: could not drop test database {}", self.name);
         }
+    }
+}
+
+/// A loopback port nobody listens on (for a Redis of the test's own).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A Redis server of the test's own (no persistence), to stop and start.
+pub struct OwnRedis {
+    port: u16,
+    child: tokio::process::Child,
+}
+
+impl OwnRedis {
+    pub async fn start(port: u16) -> Self {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server starts");
+        let url = format!("redis://127.0.0.1:{port}");
+        let client = redis::Client::open(url.as_str()).expect("url");
+        for _ in 0..200 {
+            if let Ok(mut c) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+            {
+                return Self { port, child };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {port} did not answer within 5 s");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn stop(mut self) {
+        self.child.kill().await.expect("kill redis");
     }
 }

@@ -84,32 +84,25 @@ pub struct Jobs {
     pub lost: u64,
 }
 
-/// Settles the AI jobs no session saw finish, polling them for up to 60 s.
+/// Waits up to 60 s for the job watchers still polling, then counts the jobs.
 pub async fn check_jobs(sim: &Sim) -> Jobs {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut pending =
-        std::mem::take(&mut *sim.jobs_pending.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut watchers =
+        std::mem::take(&mut *sim.job_watchers.lock().unwrap_or_else(|e| e.into_inner()));
     let mut lost = 0;
-    while !pending.is_empty() && tokio::time::Instant::now() < deadline {
-        let mut still = Vec::new();
-        for (base, cookie, id) in pending {
-            match sim.job_state(&base, &cookie, &id).await {
-                JobState::Finished => {}
-                JobState::Missing => lost += 1,
-                JobState::Pending => still.push((base, cookie, id)),
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(state) = watchers.join_next().await {
+            if matches!(state, Ok(JobState::Missing)) {
+                lost += 1;
             }
         }
-        pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
+    })
+    .await;
     let (completed, failed) = *sim.jobs_finished.lock().unwrap_or_else(|e| e.into_inner());
     Jobs {
         queued: sim.jobs_queued.load(std::sync::atomic::Ordering::Relaxed),
         completed,
         failed,
-        unfinished: pending.len() as u64,
+        unfinished: watchers.len() as u64,
         lost,
     }
 }

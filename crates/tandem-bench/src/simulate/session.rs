@@ -67,8 +67,8 @@ pub struct Sim {
     pub jobs_queued: AtomicU64,
     /// AI jobs seen finished (`completed`, `failed`) by their session.
     pub jobs_finished: Mutex<(u64, u64)>,
-    /// AI jobs not yet seen finished: (base URL, cookie, job id), checked at the end.
-    pub jobs_pending: Mutex<Vec<(String, String, String)>>,
+    /// One watcher per queued AI job, polling its status as the app does.
+    pub job_watchers: Mutex<tokio::task::JoinSet<JobState>>,
     /// Failed requests by action and HTTP status (0: no answer).
     pub failures: Mutex<std::collections::BTreeMap<(Action, u16), u64>>,
     /// Sessions that found no free account (the simulator's own limit).
@@ -95,7 +95,7 @@ impl Sim {
             account_count: AtomicUsize::new(0),
             jobs_queued: AtomicU64::new(0),
             jobs_finished: Mutex::default(),
-            jobs_pending: Mutex::default(),
+            job_watchers: Mutex::default(),
             failures: Mutex::default(),
             starved: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
@@ -252,6 +252,28 @@ impl Sim {
     }
 }
 
+/// How often a job watcher asks for its job's status (the app polls each second).
+const JOB_POLL: Duration = Duration::from_secs(1);
+
+/// Follows a queued job from the moment it was queued until the queue says
+/// it finished (or no longer knows it), as the app's status polling does;
+/// watching from the start matters because the queue keeps only its latest
+/// finished jobs.
+fn watch_job(sim: &Arc<Sim>, base: String, cookie: String, id: String) {
+    let watcher = sim.clone();
+    sim.job_watchers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .spawn(async move {
+            loop {
+                match watcher.job_state(&base, &cookie, &id).await {
+                    JobState::Pending => tokio::time::sleep(JOB_POLL).await,
+                    done => return done,
+                }
+            }
+        });
+}
+
 /// What the queue says about a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -272,7 +294,6 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
     let base = sim.base();
     let mut rng = StdRng::from_os_rng();
     let mut room: Option<super::channel::Room> = None;
-    let mut jobs = Vec::new();
     for step in &SCRIPT[start_at.min(SCRIPT.len())..] {
         if sim.stopping() {
             break;
@@ -372,7 +393,7 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
                         && let Some(id) = job["jobId"].as_str()
                     {
                         sim.jobs_queued.fetch_add(1, Ordering::Relaxed);
-                        jobs.push(id.to_owned());
+                        watch_job(&sim, base.clone(), cookie.clone(), id.to_owned());
                     }
                 }
             }
@@ -386,14 +407,6 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
     }
     if let Some(room) = room.take() {
         room.leave(&sim, &base, &account.cookie).await;
-    }
-    // Like the app: look at the jobs this visit queued (a queue keeps only
-    // the latest 100 finished jobs, so later may be too late to tell).
-    for id in jobs {
-        if sim.job_state(&base, &account.cookie, &id).await != JobState::Finished {
-            let mut pending = sim.jobs_pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending.push((base.clone(), account.cookie.clone(), id));
-        }
     }
     sim.accounts
         .lock()

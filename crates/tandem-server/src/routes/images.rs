@@ -29,13 +29,13 @@ pub async fn image(
         Ok(options) => options,
         Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let Some((bytes, cache_control)) = (match load(&app, &source).await {
+    let (source, cache_control) = match locate(&source) {
         Ok(found) => found,
-        Err(response) => return response,
-    }) else {
-        return problem(StatusCode::NOT_FOUND, "No such image.");
+        Err((status, detail)) => return problem(status, detail),
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    // The source is read only when the variant is in neither cache.
+    let bytes = load(&app, &source);
     let variant = match app.images.variant(&source, bytes, &options, accept).await {
         Ok(variant) => variant,
         Err(e) => return refused(&e),
@@ -62,40 +62,57 @@ pub async fn image(
     response
 }
 
-/// The source's bytes and how long its variants may be cached; `None` when
-/// there is no such source.
-async fn load(app: &AppState, source: &str) -> Result<Option<(Bytes, &'static str)>, Response> {
+/// The source's canonical name (a plain asset name becomes its hashed
+/// name, so a deploy that changes the asset changes the variant's key) and
+/// how long its variants may be cached.
+fn locate(source: &str) -> Result<(String, &'static str), (StatusCode, &'static str)> {
     if let Some(name) = source.strip_prefix("assets/") {
         let bundle = assets::bundle();
-        if let Some(asset) = bundle.files.get(name) {
-            return Ok(Some((asset.identity.clone(), IMMUTABLE)));
+        if bundle.files.contains_key(name) {
+            return Ok((source.to_owned(), IMMUTABLE));
         }
-        let plain = bundle.names.get(name).and_then(|h| bundle.files.get(h));
-        return Ok(plain.map(|a| (a.identity.clone(), A_DAY)));
+        return match bundle.names.get(name) {
+            Some(hashed) => Ok((format!("assets/{hashed}"), A_DAY)),
+            None => Err((StatusCode::NOT_FOUND, "No such image.")),
+        };
     }
     if let Some(key) = source.strip_prefix("uploads/") {
         if tandem_store::validate_key(key).is_err() {
-            return Err(problem(StatusCode::BAD_REQUEST, "Invalid image path."));
+            return Err((StatusCode::BAD_REQUEST, "Invalid image path."));
         }
-        return match app.store.get(key).await {
-            Ok(found) => Ok(found.map(|bytes| (bytes, IMMUTABLE))),
-            Err(e) => {
-                tracing::error!(error = %e, "object store read failed");
-                Err(problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Storage is unavailable; try again.",
-                ))
-            }
-        };
+        // Uploads are named by their content's hash and never rewritten.
+        return Ok((source.to_owned(), IMMUTABLE));
     }
-    Err(problem(
+    Err((
         StatusCode::BAD_REQUEST,
         "Only local images can be resized: /assets/… or /uploads/….",
     ))
 }
 
+/// The bytes of a source [`locate`] accepted.
+async fn load(app: &AppState, source: &str) -> Result<Bytes, ImageError> {
+    if let Some(name) = source.strip_prefix("assets/") {
+        let asset = assets::bundle()
+            .files
+            .get(name)
+            .ok_or(ImageError::NoSource)?;
+        return Ok(asset.identity.clone());
+    }
+    let key = source.strip_prefix("uploads/").unwrap_or(source);
+    match app.store.get(key).await {
+        Ok(found) => found.ok_or(ImageError::NoSource),
+        Err(e) => {
+            tracing::error!(error = %e, "object store read failed");
+            Err(ImageError::Unavailable(
+                "storage is unavailable; try again".into(),
+            ))
+        }
+    }
+}
+
 fn refused(error: &ImageError) -> Response {
     let status = match error {
+        ImageError::NoSource => StatusCode::NOT_FOUND,
         ImageError::Transform(TransformError::Unsupported) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ImageError::Transform(TransformError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
         ImageError::Transform(
