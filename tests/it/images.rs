@@ -162,6 +162,25 @@ async fn avatars_are_cleaned_stored_and_resized_on_request() {
         assert_eq!(img.width(), width, "{options}");
     }
 
+    // AVIF only by name (`auto` never picks it: its encoder is far slower).
+    let res = get(
+        &app,
+        &format!("/cdn-cgi/image/width=64,format=avif{url}"),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "image/avif");
+    let bytes = res.bytes().await.expect("bytes");
+    assert_eq!(image::guess_format(&bytes).ok(), Some(ImageFormat::Avif));
+    // No AVIF decoder is built in: the size from the `ispe` property.
+    let ispe = bytes
+        .windows(4)
+        .position(|w| w == b"ispe")
+        .expect("ispe box");
+    let word = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+    assert_eq!((word(ispe + 8), word(ispe + 12)), (64, 48));
+
     for (path, status) in [
         (
             format!("/cdn-cgi/image/width=257{url}"),
@@ -332,4 +351,56 @@ async fn a_variant_requested_100_times_at_once_is_resized_once_and_then_served_f
         get(&app, &other, None).await.status(),
         StatusCode::NOT_FOUND
     );
+}
+
+/// AVIF encodes take seconds of a core each: one at a time, four waiting;
+/// requests beyond that get 503 with `Retry-After` instead of piling up.
+#[tokio::test]
+async fn avif_is_made_one_at_a_time_behind_a_short_queue() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (student, _) = app.signed_up().await;
+    let cookie = student.cookie().expect("session cookie");
+    let (status, body) = put_avatar(&app, &cookie, jpeg(1200, 900), "image/jpeg").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let url = body["avatar_url"].as_str().expect("avatar_url").to_owned();
+    // Eight different variants at once.
+    let paths = [50, 60, 70, 75, 80, 85, 90]
+        .map(|q| format!("/cdn-cgi/image/width=256,quality={q},format=avif{url}"))
+        .into_iter()
+        .chain([format!("/cdn-cgi/image/width=384,format=avif{url}")]);
+    let requests = paths.map(|path| {
+        let base = app.url.clone();
+        tokio::spawn(async move {
+            let res = reqwest::get(format!("{base}{path}"))
+                .await
+                .expect("request");
+            let retry_after = res.headers().get(header::RETRY_AFTER).cloned();
+            (res.status(), retry_after, res.bytes().await.expect("bytes"))
+        })
+    });
+    let (mut made, mut busy) = (0, 0);
+    for answer in futures_util::future::join_all(requests).await {
+        let (status, retry_after, bytes) = answer.expect("task");
+        match status {
+            StatusCode::OK => {
+                assert_eq!(image::guess_format(&bytes).ok(), Some(ImageFormat::Avif));
+                made += 1;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(retry_after.is_some(), "503 without Retry-After");
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // All eight arrive within milliseconds of each other and an encode takes
+    // far longer, so 5 and 3; a request held up past the first encode's end
+    // would find room and be served too.
+    assert!(
+        made >= 5,
+        "one encoding and four waiting are served: {made}"
+    );
+    assert!(busy >= 1, "the rest are told to come back: {busy}");
+    assert_eq!(made + busy, 8);
+    assert_eq!(app.state.images.transforms(), made);
 }

@@ -84,6 +84,7 @@ pub fn content_type(format: OutputFormat) -> &'static str {
         OutputFormat::Jpeg => "image/jpeg",
         OutputFormat::Webp => "image/webp",
         OutputFormat::Png => "image/png",
+        OutputFormat::Avif => "image/avif",
         OutputFormat::Auto => "application/octet-stream",
     }
 }
@@ -98,6 +99,17 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
         f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif) => {
             Some(f)
         }
+        _ => None,
+    }
+}
+
+/// The `Content-Type` of an encoded variant, from its first bytes.
+pub fn variant_type(bytes: &[u8]) -> Option<&'static str> {
+    match image::guess_format(bytes).ok()? {
+        ImageFormat::Jpeg => Some("image/jpeg"),
+        ImageFormat::Png => Some("image/png"),
+        ImageFormat::WebP => Some("image/webp"),
+        ImageFormat::Avif => Some("image/avif"),
         _ => None,
     }
 }
@@ -349,6 +361,12 @@ fn flatten(rgba: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// rav1e's speed preset (1 slowest … 10 fastest). Measured on a 720×480
+/// photo at quality 80, one core, rav1e without assembly: speed 8 takes
+/// 1.7 s for 13 % fewer bytes than WebP (31 ms); speed 10 takes 0.35 s and
+/// is no smaller than WebP, which would defeat AVIF's purpose.
+const AVIF_SPEED: u8 = 8;
+
 fn encode(
     pixels: &[u8],
     width: u32,
@@ -382,7 +400,7 @@ fn encode(
                 .map_err(|e| TransformError::Encode(format!("{e:?}")))?;
             Ok(encoded.to_vec())
         }
-        OutputFormat::Png => {
+        OutputFormat::Png | OutputFormat::Avif => {
             use image::ImageEncoder;
             let mut out = Vec::new();
             let color = if channels == 4 {
@@ -390,9 +408,16 @@ fn encode(
             } else {
                 image::ExtendedColorType::Rgb8
             };
-            image::codecs::png::PngEncoder::new(&mut out)
+            let written = if format == OutputFormat::Png {
+                image::codecs::png::PngEncoder::new(&mut out)
+                    .write_image(pixels, width, height, color)
+            } else {
+                image::codecs::avif::AvifEncoder::new_with_speed_quality(
+                    &mut out, AVIF_SPEED, quality,
+                )
                 .write_image(pixels, width, height, color)
-                .map_err(|e| failed(&e))?;
+            };
+            written.map_err(|e| failed(&e))?;
             Ok(out)
         }
     }
@@ -499,6 +524,38 @@ mod tests {
         let refused =
             transform(&source, &o, Some("image/webp;q=0"), &Limits::default()).expect("ok");
         assert_eq!(refused.format, OutputFormat::Jpeg);
+    }
+
+    /// Width and height from an AVIF file's `ispe` property (no AVIF
+    /// decoder is built in).
+    fn avif_size(bytes: &[u8]) -> Option<(u32, u32)> {
+        let at = bytes.windows(4).position(|w| w == b"ispe")?;
+        let word = |i: usize| {
+            bytes
+                .get(i..i + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+        };
+        Some((word(at + 8)?, word(at + 12)?))
+    }
+
+    #[test]
+    fn avif_is_made_when_asked_for_by_name() {
+        let source = photo(300, 200);
+        let avif = transform(
+            &source,
+            &options("width=64,format=avif"),
+            None,
+            &Limits::default(),
+        )
+        .expect("ok");
+        assert_eq!(avif.format, OutputFormat::Avif);
+        assert_eq!(
+            image::guess_format(&avif.bytes).ok(),
+            Some(ImageFormat::Avif)
+        );
+        assert_eq!(variant_type(&avif.bytes), Some("image/avif"));
+        assert_eq!(avif_size(&avif.bytes), Some((64, 43)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use sha2::{Digest, Sha256};
-use tandem_images::{Limits, Options, Policy, TransformError, transform};
+use tandem_images::{Limits, Options, OutputFormat, Policy, TransformError, transform};
 use tandem_store::ObjectStore;
 use tokio::sync::Semaphore;
 
@@ -30,8 +30,24 @@ pub struct Images {
     pub limits: Limits,
     cache: Option<moka::future::Cache<String, Arc<Variant>>>,
     pool: Arc<Semaphore>,
+    /// AVIF encodes, one at a time (each takes seconds of one core).
+    avif: Arc<Semaphore>,
     store: Arc<dyn ObjectStore>,
     transforms: AtomicU64,
+    avif_queued: AtomicU64,
+}
+
+/// AVIF variants that may wait behind the one being encoded before
+/// requests get 503.
+const AVIF_QUEUE: u64 = 4;
+
+/// One AVIF variant waiting or being encoded (counted until dropped).
+struct Queued<'a>(&'a AtomicU64);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Why a variant could not be made.
@@ -43,6 +59,9 @@ pub enum ImageError {
     /// No such source.
     #[error("no such image")]
     NoSource,
+    /// Too many AVIF variants are waiting to be encoded.
+    #[error("too many AVIF images are being made; try again shortly")]
+    Busy,
     /// Storage or the worker pool failed.
     #[error("image service unavailable: {0}")]
     Unavailable(String),
@@ -66,8 +85,10 @@ impl Images {
             limits: Limits::default(),
             cache,
             pool: Arc::new(Semaphore::new(cores)),
+            avif: Arc::new(Semaphore::new(1)),
             store,
             transforms: AtomicU64::new(0),
+            avif_queued: AtomicU64::new(0),
         }
     }
 
@@ -116,15 +137,29 @@ impl Images {
         let cached = self.cache.is_some();
         if cached
             && let Ok(Some(bytes)) = self.store.get(&stored_key).await
-            && let Some(format) = tandem_images::sniff(&bytes)
+            && let Some(content_type) = tandem_images::transform::variant_type(&bytes)
         {
             return Ok(Arc::new(Variant {
-                content_type: format.to_mime_type(),
+                content_type,
                 etag: format!("\"{digest}\""),
                 bytes,
             }));
         }
         let source = source.await?;
+        // AVIF takes its single slot, behind a short queue; beyond it, 503.
+        let mut avif_slot = None;
+        let _queued = if options.format == OutputFormat::Avif {
+            let ahead = self.avif_queued.fetch_add(1, Ordering::Relaxed);
+            let queued = Queued(&self.avif_queued);
+            if ahead > AVIF_QUEUE {
+                return Err(ImageError::Busy);
+            }
+            let slot = self.avif.clone().acquire_owned().await;
+            avif_slot = Some(slot.map_err(|e| ImageError::Unavailable(e.to_string()))?);
+            Some(queued)
+        } else {
+            None
+        };
         let permit = self
             .pool
             .clone()
@@ -133,7 +168,8 @@ impl Images {
             .map_err(|e| ImageError::Unavailable(e.to_string()))?;
         let limits = self.limits;
         let output = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            // Held until the encode ends, even if every caller went away.
+            let _permits = (permit, avif_slot);
             transform(&source, &options, accept.as_deref(), &limits)
         })
         .await

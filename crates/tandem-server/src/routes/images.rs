@@ -113,6 +113,12 @@ async fn load(app: &AppState, source: &str) -> Result<Bytes, ImageError> {
 fn refused(error: &ImageError) -> Response {
     let status = match error {
         ImageError::NoSource => StatusCode::NOT_FOUND,
+        ImageError::Busy => {
+            let mut busy = problem(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return busy;
+        }
         ImageError::Transform(TransformError::Unsupported) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ImageError::Transform(TransformError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
         ImageError::Transform(
