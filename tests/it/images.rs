@@ -55,6 +55,17 @@ async fn put_avatar(
     (status, res.json().await.unwrap_or_default())
 }
 
+/// An embedded app with one student's 1200×900 JPEG avatar; its URL.
+async fn app_with_avatar() -> (TestApp, String) {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (student, _) = app.signed_up().await;
+    let cookie = student.cookie().expect("session cookie");
+    let (status, body) = put_avatar(&app, &cookie, jpeg(1200, 900), "image/jpeg").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let url = body["avatar_url"].as_str().expect("avatar_url").to_owned();
+    (app, url)
+}
+
 async fn get(app: &TestApp, path: &str, accept: Option<&str>) -> reqwest::Response {
     let mut req = reqwest::Client::new().get(format!("{}{path}", app.url));
     if let Some(accept) = accept {
@@ -309,12 +320,7 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn a_variant_requested_100_times_at_once_is_resized_once_and_then_served_from_cache() {
-    let app = TestApp::spawn(Backend::Embedded).await;
-    let (student, _) = app.signed_up().await;
-    let cookie = student.cookie().expect("session cookie");
-    let (status, body) = put_avatar(&app, &cookie, jpeg(1200, 900), "image/jpeg").await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let url = body["avatar_url"].as_str().expect("avatar_url").to_owned();
+    let (app, url) = app_with_avatar().await;
     let path = format!("/cdn-cgi/image/width=384,quality=70,format=webp{url}");
     let before = app.state.images.transforms();
     let requests = (0..100).map(|_| {
@@ -357,12 +363,7 @@ async fn a_variant_requested_100_times_at_once_is_resized_once_and_then_served_f
 /// requests beyond that get 503 with `Retry-After` instead of piling up.
 #[tokio::test]
 async fn avif_is_made_one_at_a_time_behind_a_short_queue() {
-    let app = TestApp::spawn(Backend::Embedded).await;
-    let (student, _) = app.signed_up().await;
-    let cookie = student.cookie().expect("session cookie");
-    let (status, body) = put_avatar(&app, &cookie, jpeg(1200, 900), "image/jpeg").await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let url = body["avatar_url"].as_str().expect("avatar_url").to_owned();
+    let (app, url) = app_with_avatar().await;
     // Eight different variants at once.
     let paths = [50, 60, 70, 75, 80, 85, 90]
         .map(|q| format!("/cdn-cgi/image/width=256,quality={q},format=avif{url}"))

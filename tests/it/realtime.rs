@@ -493,31 +493,60 @@ async fn chat_is_stored_paginated_and_pushed_live_to_members(backend: Backend) {
     assert_eq!(member.get(&missing).await.status.as_u16(), 404);
 }
 
+/// Two `tandem serve` processes sharing `backend` (under a key prefix of
+/// their own), and a realtime token of a user signed up through the second.
+struct Pair {
+    first: crate::multi_instance::Instance,
+    second: crate::multi_instance::Instance,
+    token: String,
+    prefix: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    async fn start(backend: &Backend) -> Self {
+        use crate::multi_instance::Instance;
+        let dir = tempfile::tempdir().expect("tmp");
+        let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
+        let first = Instance::start(backend, &prefix, dir.path()).await;
+        let second = Instance::start(backend, &prefix, dir.path()).await;
+        let client = crate::helpers::Client::new(&second.url);
+        let res = client
+            .register(
+                &crate::helpers::unique_email(),
+                crate::helpers::PASSWORD,
+                "Pair",
+            )
+            .await;
+        assert_eq!(res.status.as_u16(), 201);
+        let token = client.post("/api/realtime/token", json!({})).await.body["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        Self {
+            first,
+            second,
+            token,
+            prefix,
+            _dir: dir,
+        }
+    }
+}
+
 /// An instance killed without clean-up: the others announce its presences
 /// as leaves once its liveness key lapses (15 s) and a sweep runs (5 s).
 #[tokio::test]
 async fn presences_of_a_crashed_instance_are_announced_as_leaves() {
-    use crate::multi_instance::Instance;
     let Some(backend) = Backend::distributed().await else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tmp");
-    let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
-    let doomed = Instance::start(&backend, &prefix, dir.path()).await;
-    let survivor = Instance::start(&backend, &prefix, dir.path()).await;
-    let client = crate::helpers::Client::new(&survivor.url);
-    let res = client
-        .register(
-            &crate::helpers::unique_email(),
-            crate::helpers::PASSWORD,
-            "Crash",
-        )
-        .await;
-    assert_eq!(res.status.as_u16(), 201);
-    let token = client.post("/api/realtime/token", json!({})).await.body["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let Pair {
+        first: doomed,
+        second: survivor,
+        token,
+        _dir,
+        ..
+    } = Pair::start(&backend).await;
     let topic = "realtime:crash-site";
     let mut watcher = Ws::v2(&survivor.url, &token).await;
     watcher
@@ -547,10 +576,7 @@ async fn presences_of_a_crashed_instance_are_announced_as_leaves() {
 ///   not be written) is removed once the instance reconnects.
 #[tokio::test]
 async fn presence_converges_after_redis_outages() {
-    use crate::{
-        helpers::services::{OwnRedis, free_port},
-        multi_instance::Instance,
-    };
+    use crate::helpers::services::{OwnRedis, free_port};
     let Some(Backend::Distributed { database_url, .. }) = Backend::distributed().await else {
         return;
     };
@@ -560,23 +586,13 @@ async fn presence_converges_after_redis_outages() {
         database_url,
         redis_url: redis.url(),
     };
-    let dir = tempfile::tempdir().expect("tmp");
-    let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
-    let holder = Instance::start(&backend, &prefix, dir.path()).await;
-    let other = Instance::start(&backend, &prefix, dir.path()).await;
-    let client = crate::helpers::Client::new(&other.url);
-    let res = client
-        .register(
-            &crate::helpers::unique_email(),
-            crate::helpers::PASSWORD,
-            "Outage",
-        )
-        .await;
-    assert_eq!(res.status.as_u16(), 201);
-    let token = client.post("/api/realtime/token", json!({})).await.body["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let Pair {
+        first: holder,
+        second: other,
+        token,
+        prefix,
+        _dir,
+    } = Pair::start(&backend).await;
     let topic = "realtime:outage";
     let mut tracked = Ws::v2(&holder.url, &token).await;
     tracked

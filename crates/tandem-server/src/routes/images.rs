@@ -64,7 +64,7 @@ pub async fn image(
 
 /// The source's canonical name (a plain asset name becomes its hashed
 /// name, so a deploy that changes the asset changes the variant's key) and
-/// how long its variants may be cached.
+/// how long its variants may be cached; or why it is refused.
 fn locate(source: &str) -> Result<(String, &'static str), (StatusCode, &'static str)> {
     if let Some(name) = source.strip_prefix("assets/") {
         let bundle = assets::bundle();
