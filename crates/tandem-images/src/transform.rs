@@ -106,10 +106,9 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
 /// The `Content-Type` of an encoded variant, from its first bytes.
 pub fn variant_type(bytes: &[u8]) -> Option<&'static str> {
     match image::guess_format(bytes).ok()? {
-        ImageFormat::Jpeg => Some("image/jpeg"),
-        ImageFormat::Png => Some("image/png"),
-        ImageFormat::WebP => Some("image/webp"),
-        ImageFormat::Avif => Some("image/avif"),
+        f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Avif) => {
+            Some(f.to_mime_type())
+        }
         _ => None,
     }
 }
@@ -375,7 +374,14 @@ fn encode(
     format: OutputFormat,
     quality: u8,
 ) -> Result<Vec<u8>, TransformError> {
+    use image::ImageEncoder;
     let failed = |e: &dyn std::fmt::Display| TransformError::Encode(e.to_string());
+    // For the encoders that take `image`'s pixel layouts (PNG, AVIF).
+    let color = if channels == 4 {
+        image::ExtendedColorType::Rgba8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
     match format {
         OutputFormat::Jpeg | OutputFormat::Auto => {
             let (w, h) = (
@@ -400,24 +406,18 @@ fn encode(
                 .map_err(|e| TransformError::Encode(format!("{e:?}")))?;
             Ok(encoded.to_vec())
         }
-        OutputFormat::Png | OutputFormat::Avif => {
-            use image::ImageEncoder;
+        OutputFormat::Png => {
             let mut out = Vec::new();
-            let color = if channels == 4 {
-                image::ExtendedColorType::Rgba8
-            } else {
-                image::ExtendedColorType::Rgb8
-            };
-            let written = if format == OutputFormat::Png {
-                image::codecs::png::PngEncoder::new(&mut out)
-                    .write_image(pixels, width, height, color)
-            } else {
-                image::codecs::avif::AvifEncoder::new_with_speed_quality(
-                    &mut out, AVIF_SPEED, quality,
-                )
+            image::codecs::png::PngEncoder::new(&mut out)
                 .write_image(pixels, width, height, color)
-            };
-            written.map_err(|e| failed(&e))?;
+                .map_err(|e| failed(&e))?;
+            Ok(out)
+        }
+        OutputFormat::Avif => {
+            let mut out = Vec::new();
+            image::codecs::avif::AvifEncoder::new_with_speed_quality(&mut out, AVIF_SPEED, quality)
+                .write_image(pixels, width, height, color)
+                .map_err(|e| failed(&e))?;
             Ok(out)
         }
     }
