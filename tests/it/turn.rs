@@ -24,11 +24,25 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// The test servers' relay ports: inside Linux's ephemeral range, so a
+/// socket meant to stand for a local service must be bound outside them.
+const RELAY_PORTS: std::ops::RangeInclusive<u16> = 40000..=40999;
+
+/// A UDP socket on loopback whose port is not in `ports`.
+async fn bind_outside(ports: &std::ops::RangeInclusive<u16>) -> UdpSocket {
+    loop {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        if !ports.contains(&socket.local_addr().expect("addr").port()) {
+            return socket;
+        }
+    }
+}
+
 async fn server(tweak: impl FnOnce(&mut TurnConfig)) -> TurnServer {
     let mut config = TurnConfig::new(SECRET.to_vec());
     config.listen = "127.0.0.1:0".parse().expect("addr");
     config.relay_ip = "127.0.0.1".parse().expect("ip");
-    config.relay_ports = 40000..=40999;
+    config.relay_ports = RELAY_PORTS;
     tweak(&mut config);
     TurnServer::start(config).await.expect("TURN server starts")
 }
@@ -305,7 +319,7 @@ async fn relays_between_two_allocations_and_not_to_local_services() {
 
     // A Send indication to a loopback service on the relay address is
     // dropped: the permission for 127.0.0.1 only reaches relay ports.
-    let service = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let service = bind_outside(&RELAY_PORTS).await;
     let target = service.local_addr().expect("addr");
     let send = send_indication(target, b"FLUSHALL");
     alice
