@@ -307,13 +307,14 @@ async fn joins_are_authorized() {
 #[tokio::test]
 async fn an_expired_token_closes_the_channel_with_a_system_error() {
     let app = TestApp::spawn(Backend::Embedded).await;
-    let (_, _, token) = user(&app, Duration::from_secs(2)).await;
+    // Whole seconds: the token lives 3-4 s, time enough to join on a busy machine.
+    let (_, _, token) = user(&app, Duration::from_secs(4)).await;
     let mut ws = Ws::v2(&app.url, &token).await;
     assert_eq!(
         ws.join("realtime:lobby", "5", json!({})).await["status"],
         "ok"
     );
-    let system = ws.next_json().await;
+    let system = ws.next_json_within(Duration::from_secs(10)).await;
     assert_eq!(system[3], "system");
     assert_eq!(system[4]["status"], "error");
     assert_eq!(system[4]["message"], "Token has expired");

@@ -97,10 +97,16 @@ fn fixed(status: u16, headers: Vec<(&'static str, &'static str)>, body: &str) ->
     Reply::Fixed(status, headers, body.to_owned())
 }
 
+/// A client with a time limit generous enough for a loaded CI machine; only
+/// the timeout test uses a short one.
 fn client(base_url: &str) -> AiClient {
+    client_within(base_url, Duration::from_secs(10))
+}
+
+fn client_within(base_url: &str, timeout: Duration) -> AiClient {
     let config = AiConfig::new(base_url, "tiny-model")
         .with_api_key(SecretString::from(KEY.to_owned()))
-        .with_timeout(Duration::from_millis(200));
+        .with_timeout(timeout);
     AiClient::new(config).expect("valid config")
 }
 
@@ -113,8 +119,12 @@ fn messages() -> Vec<ChatMessage> {
 
 /// Calls the fake once and returns the error, checking the key never leaks.
 async fn fail_with(reply: Reply) -> AiError {
+    fail_within(reply, Duration::from_secs(10)).await
+}
+
+async fn fail_within(reply: Reply, timeout: Duration) -> AiError {
     let (url, _) = serve(reply).await;
-    let error = client(&url)
+    let error = client_within(&url, timeout)
         .chat(&messages())
         .await
         .expect_err("the call should fail");
@@ -219,7 +229,11 @@ async fn a_key_echoed_by_the_provider_is_redacted() {
 #[tokio::test]
 async fn a_slow_provider_times_out_as_retryable() {
     let started = Instant::now();
-    let error = fail_with(Reply::Slow(Duration::from_secs(2))).await;
+    let error = fail_within(
+        Reply::Slow(Duration::from_secs(2)),
+        Duration::from_millis(200),
+    )
+    .await;
     assert!(
         started.elapsed() < Duration::from_millis(1500),
         "gave up late"

@@ -177,12 +177,16 @@ impl Drop for FreshDatabase {
     }
 }
 
-/// A loopback port nobody listens on (for a Redis of the test's own).
+/// A loopback port nobody listens on (for a Redis of the test's own), from
+/// 30000-32767: below Linux's ephemeral range, so while the test has its
+/// server stopped no other socket is handed the port automatically.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    loop {
+        let port = 30_000 + rand::random::<u16>() % 2_768;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A Redis server of the test's own (no persistence), to stop and start.
