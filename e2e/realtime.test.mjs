@@ -1,6 +1,7 @@
-// Interop: the unmodified npm client @supabase/realtime-js (2.x, vsn 2.0.0,
-// binary broadcasts) against `tandem serve`: broadcast with self:false and
-// ack:true, presence track/untrack/disconnect, and channel authorization.
+// Interop: the unmodified npm client @supabase/realtime-js (2.x, locked at
+// its newest release; vsn 2.0.0, binary broadcasts) against `tandem serve`:
+// broadcast with self:false and ack:true, presence track/untrack/disconnect
+// (on one instance and across two), and channel authorization.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -59,14 +60,15 @@ function subscribed(channel) {
 
 /** Joins `topic` (self:false, ack:true, presence keyed by user) and records chat broadcasts and leaves. */
 function listen(who, topic, server = tandem) {
-  const channel = connect(who.token, server).channel(topic, {
+  const client = connect(who.token, server);
+  const channel = client.channel(topic, {
     config: { broadcast: { self: false, ack: true }, presence: { key: who.id } },
   });
   const got = [];
   const left = [];
   channel.on('broadcast', { event: 'chat' }, (m) => got.push(m.payload));
   channel.on('presence', { event: 'leave' }, ({ key }) => left.push(key));
-  return { channel, got, left, here: () => Object.keys(channel.presenceState()) };
+  return { client, channel, got, left, here: () => Object.keys(channel.presenceState()) };
 }
 
 /** Waits (bounded) until `condition()` holds. */
@@ -103,7 +105,7 @@ test('broadcast reaches the others, not the sender, and is acknowledged; presenc
   await until(() => !b.here().includes(ada.id), 'ada gone after untrack');
   assert.ok(b.left.includes(ada.id));
 
-  clients[clients.length - 1].disconnect(); // bob's client
+  b.client.disconnect();
   await until(() => !a.here().includes(bob.id), 'bob gone after disconnect');
   assert.ok(a.left.includes(bob.id));
 });
@@ -121,7 +123,7 @@ test('private topics: user:{id} admits only that user', async () => {
   await assert.rejects(subscribed(noToken.channel('lobby')), /unauthorized/);
 });
 
-test('two instances sharing Redis: broadcast and presence cross between them', async (t) => {
+test('two instances sharing Redis: broadcast and presence (untrack and disconnect) cross between them', async (t) => {
   // The distributed mode needs the PostgreSQL and Redis the Rust tests use.
   const env = {
     DATABASE_URL: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tandem_test',
@@ -162,4 +164,9 @@ test('two instances sharing Redis: broadcast and presence cross between them', a
   assert.equal(await a.channel.untrack(), 'ok');
   await until(() => !b.here().includes(ada.id), 'ada gone on the second instance');
   assert.ok(b.left.includes(ada.id));
+
+  // A disconnect, not an untrack: the first instance still hears Bob leave.
+  b.client.disconnect();
+  await until(() => !a.here().includes(bob.id), 'bob gone from the first instance after his disconnect');
+  assert.ok(a.left.includes(bob.id));
 });

@@ -316,6 +316,12 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
         .await
         .expect("upload");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(stored_avatars(&app), 0, "the anonymous upload was stored");
+
+    // The count above sees what is stored: a good upload is counted.
+    let (status, body) = put_avatar(&app, &cookie, jpeg(400, 300), "image/jpeg").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(stored_avatars(&app), 1);
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use std::{
     process::Stdio,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -76,6 +76,8 @@ struct Outcome {
     held: u64,
     join_secs: f64,
     per_second: f64,
+    /// Deliveries/s the broadcasts sent in the window asked for.
+    sent_per_second: f64,
     p50: f64,
     p99: f64,
     max: f64,
@@ -132,8 +134,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 fn offered(args: &Args) -> u64 {
     // Each broadcast reaches every other client of its channel.
-    let per_channel = args.connections / args.channels.max(1);
-    args.rate * per_channel
+    args.rate * members(args)
+}
+
+/// Clients per channel.
+fn members(args: &Args) -> u64 {
+    args.connections / args.channels.max(1)
 }
 
 /// `a / b` as `1.23x`, or `n/a` when either side was not measured (zero,
@@ -153,8 +159,16 @@ fn per_conn(o: &Outcome) -> f64 {
 
 fn report(o: &Outcome) {
     println!(
-        "{}: held {} connections (joined in {:.1} s); {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        o.target, o.held, o.join_secs, o.per_second, o.p50, o.p99, o.max
+        "{}: held {} connections (joined in {:.1} s); {:.0} deliveries/s of {:.0} sent ({:.2}% delivered); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        o.target,
+        o.held,
+        o.join_secs,
+        o.per_second,
+        o.sent_per_second,
+        100.0 * o.per_second / o.sent_per_second.max(1.0),
+        o.p50,
+        o.p99,
+        o.max
     );
     println!(
         "{}: server RSS idle {} MiB, connected {} MiB, under load {} MiB ({:.1} KiB per connection); CPU: server {:.2} cores, generator {:.2} cores",
@@ -257,7 +271,7 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
     let proto = Arc::new(proto);
     let rss_idle_kib = rss_kib(server.pid);
     let latencies = Arc::new(Histogram::default());
-    let measuring = Arc::new(AtomicBool::new(false));
+    let window = Arc::new(Window::default());
 
     let started = Instant::now();
     let mut clients = Vec::new();
@@ -279,7 +293,7 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
                     ws,
                     proto.clone(),
                     latencies.clone(),
-                    measuring.clone(),
+                    window.clone(),
                     None,
                 ))),
                 Err(e) => failed.push(e.to_string()),
@@ -315,25 +329,27 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
             ws,
             proto.clone(),
             latencies.clone(),
-            measuring.clone(),
+            window.clone(),
             Some((format!("bench-{c}"), per_channel)),
         )));
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // warm-up, not measured
-    latencies.clear();
     let cpu_before = (cpu_ticks("self"), cpu_ticks(&server.pid.to_string()));
-    measuring.store(true, Ordering::Relaxed);
-    let window = Instant::now();
+    let opened = Instant::now();
+    window.open();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = window.elapsed().as_secs_f64();
+    let elapsed = window.close(opened);
     let cpu_after = (cpu_ticks("self"), cpu_ticks(&server.pid.to_string()));
     let cores = |before: u64, after: u64| after.saturating_sub(before) as f64 / 100.0 / elapsed;
+    // Broadcasts sent near the end of the window are still on their way.
+    tokio::time::sleep(STRAGGLERS).await;
     let outcome = Outcome {
         target: target.to_owned(),
         held,
         join_secs,
         per_second: latencies.count() as f64 / elapsed,
+        sent_per_second: window.sent.load(Ordering::Relaxed) as f64 * members(args) as f64
+            / elapsed,
         p50: latencies.quantile(0.50),
         p99: latencies.quantile(0.99),
         max: latencies.quantile(1.0),
@@ -350,6 +366,47 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
+/// How long deliveries of broadcasts sent in the window are still awaited
+/// after it closes.
+const STRAGGLERS: Duration = Duration::from_secs(3);
+
+/// The measured window, by send time: a delivery counts when its broadcast
+/// was sent inside it, wherever it arrives, so nothing in flight at either
+/// edge is lost or counted twice.
+struct Window {
+    from_us: AtomicU64,
+    to_us: AtomicU64,
+    /// Broadcasts sent inside the window.
+    sent: AtomicU64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            from_us: AtomicU64::new(u64::MAX),
+            to_us: AtomicU64::new(u64::MAX),
+            sent: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Window {
+    fn open(&self) {
+        self.from_us.store(now_micros(), Ordering::Relaxed);
+    }
+
+    /// Closes the window; returns its length in seconds.
+    fn close(&self, opened: Instant) -> f64 {
+        self.to_us.store(now_micros(), Ordering::Relaxed);
+        opened.elapsed().as_secs_f64()
+    }
+
+    fn contains(&self, sent_us: u64) -> bool {
+        (self.from_us.load(Ordering::Relaxed)..self.to_us.load(Ordering::Relaxed))
+            .contains(&sent_us)
+    }
+}
+
 /// Longest a connection may take to open and join.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -359,29 +416,30 @@ fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// One connection until it ends: times deliveries into `latencies` while
-/// `measuring`, answers pings, sends heartbeats, and for a publisher
-/// (`publish` = channel, broadcasts per second) broadcasts on its channel;
-/// with broadcasts to self off, a publisher receives only pings.
+/// One connection until it ends: times deliveries of broadcasts sent in the
+/// `window` into `latencies`, answers pings, sends heartbeats, and for a
+/// publisher (`publish` = channel, broadcasts per second) broadcasts on its
+/// channel, catching up after a stall so the offered rate holds; with
+/// broadcasts to self off, a publisher receives only pings.
 async fn client(
     mut ws: Ws,
     proto: Arc<Proto>,
     latencies: Arc<Histogram>,
-    measuring: Arc<AtomicBool>,
+    window: Arc<Window>,
     publish: Option<(String, f64)>,
 ) {
     let mut heartbeat = tokio::time::interval(Duration::from_secs(25));
     heartbeat.tick().await;
     let rate = publish.as_ref().map_or(1.0, |(_, rate)| *rate);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut sent = 0u64;
     loop {
         let frame: Option<std::borrow::Cow<'static, [u8]>> = tokio::select! {
             frame = ws.next() => match frame {
                 Ok((opcode, bytes)) => match proto.on_frame(opcode, bytes) {
                     Event::Delivery(at) => {
-                        if measuring.load(Ordering::Relaxed) {
+                        if window.contains(at) {
                             latencies.record(now_micros().saturating_sub(at));
                         }
                         None
@@ -393,7 +451,11 @@ async fn client(
             },
             _ = tick.tick(), if publish.is_some() => publish.as_ref().map(|(channel, _)| {
                 sent += 1;
-                proto.publish(channel, sent, now_micros()).into()
+                let now = now_micros();
+                if window.contains(now) {
+                    window.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                proto.publish(channel, sent, now).into()
             }),
             _ = heartbeat.tick() => proto.heartbeat().map(Into::into),
         };
@@ -441,12 +503,6 @@ impl Histogram {
 
     fn record(&self, us: u64) {
         self.buckets[Self::bucket(us)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn clear(&self) {
-        for b in &self.buckets {
-            b.store(0, Ordering::Relaxed);
-        }
     }
 
     fn count(&self) -> u64 {

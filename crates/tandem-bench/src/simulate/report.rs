@@ -191,6 +191,10 @@ impl Report {
         let lost_sessions = self.sessions.as_ref().map_or(0, |s| s.lost);
         let failed_chaos = self.chaos.iter().filter(|c| !c.ok).count();
         anyhow::ensure!(
+            self.sessions.as_ref().is_none_or(|s| s.checked > 0),
+            "not clean: sessions were to be checked, but no account was signed in to check"
+        );
+        anyhow::ensure!(
             errors == 0
                 && lost_sessions == 0
                 && self.jobs.lost == 0
