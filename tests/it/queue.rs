@@ -488,8 +488,10 @@ async fn child_ready(child: &mut Child) {
         let mut ready = Some(ready);
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
             let Ok(line) = line else { break };
-            if line == CHILD_READY {
-                ready.take().map(|ready| ready.send(()));
+            if line == CHILD_READY
+                && let Some(ready) = ready.take()
+            {
+                let _ = ready.send(());
             }
         }
     });

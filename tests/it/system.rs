@@ -37,6 +37,10 @@ async fn probes_metrics_and_openapi_answer(backend: Backend) {
         text.contains(r#"tandem_cache_requests_total{family="user",result="miss"}"#),
         "cache metrics missing:\n{text}"
     );
+    assert!(
+        text.contains(r#"tandem_password_seconds_count{op="hash",stage="hashing"} "#),
+        "password hashing metrics missing:\n{text}"
+    );
 
     let doc = client.get("/api/openapi.json").await.body;
     for path in [

@@ -335,10 +335,9 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // warm-up, not measured
     let cpu_before = (cpu_ticks("self"), cpu_ticks(&server.pid.to_string()));
-    let opened = Instant::now();
     window.open();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    let elapsed = window.close(opened);
+    let elapsed = window.close();
     let cpu_after = (cpu_ticks("self"), cpu_ticks(&server.pid.to_string()));
     let cores = |before: u64, after: u64| after.saturating_sub(before) as f64 / 100.0 / elapsed;
     // Broadcasts sent near the end of the window are still on their way.
@@ -396,9 +395,10 @@ impl Window {
     }
 
     /// Closes the window; returns its length in seconds.
-    fn close(&self, opened: Instant) -> f64 {
-        self.to_us.store(now_micros(), Ordering::Relaxed);
-        opened.elapsed().as_secs_f64()
+    fn close(&self) -> f64 {
+        let to = now_micros();
+        self.to_us.store(to, Ordering::Relaxed);
+        to.saturating_sub(self.from_us.load(Ordering::Relaxed)) as f64 / 1e6
     }
 
     fn contains(&self, sent_us: u64) -> bool {

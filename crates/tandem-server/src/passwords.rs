@@ -1,6 +1,9 @@
 //! Argon2id password hashing on a bounded blocking pool.
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use argon2::{
@@ -39,29 +42,47 @@ impl Passwords {
 
     /// A PHC string for `password`.
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
-        tokio::task::spawn_blocking(move || hash_blocking(&password))
-            .await
-            .context("hashing task failed")?
+        self.run("hash", move || hash_blocking(&password)).await?
     }
 
     /// Whether `password` matches `hash`; with no hash, burns the same time and says no.
     pub async fn verify(&self, password: String, hash: Option<String>) -> anyhow::Result<bool> {
         let exists = hash.is_some();
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
-        let matches = tokio::task::spawn_blocking(move || {
-            let hash = hash.unwrap_or_else(dummy_hash);
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .context("verification task failed")?;
+        let matches = self
+            .run("verify", move || {
+                let hash = hash.unwrap_or_else(dummy_hash);
+                PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await?;
         Ok(exists && matches)
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free, timing the
+    /// wait and the work (`tandem_password_seconds{op, stage}`).
+    async fn run<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let queued = Instant::now();
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        let started = Instant::now();
+        let output = tokio::task::spawn_blocking(work)
+            .await
+            .context("password task failed")?;
+        let seconds = |stage: &'static str, took: Duration| {
+            metrics::histogram!("tandem_password_seconds", "op" => op, "stage" => stage)
+                .record(took.as_secs_f64());
+        };
+        seconds("queued", started - queued);
+        seconds("hashing", started.elapsed());
+        Ok(output)
     }
 }
 
