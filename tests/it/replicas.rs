@@ -40,16 +40,42 @@ fn pg_replica(action: &str) {
     assert!(status.success(), "pg-replica.sh {action} failed");
 }
 
+/// Resumes WAL replay on the standby and waits until it is no longer
+/// paused. The resuming statement itself can be cancelled as a recovery
+/// conflict (40001) once replay restarts; that is retried on a new
+/// connection, and the pause state decides.
+async fn resume_replay() {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = async {
+            let url = format!("{}/postgres", replica_server());
+            let mut standby = PgConnection::connect(&url).await?;
+            sqlx::query("SELECT pg_wal_replay_resume()")
+                .execute(&mut standby)
+                .await?;
+            sqlx::query_scalar::<_, String>("SELECT pg_get_wal_replay_pause_state()")
+                .fetch_one(&mut standby)
+                .await
+        };
+        match attempt.await {
+            Ok(state) if state == "not paused" => return,
+            Ok(state) => assert!(Instant::now() < deadline, "replay still {state}"),
+            Err(e) => assert!(Instant::now() < deadline, "resume replay: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A fresh database on the primary, once the replica has it too; `None`
 /// (skip) when the pair is not running, a failure under `CI=true`.
 async fn fresh_database() -> Option<String> {
     let name = format!("tandem_replica_{}", uuid::Uuid::new_v4().simple());
     // An earlier run that failed half-way may have left replay paused.
-    if let Ok(mut standby) = PgConnection::connect(&format!("{}/postgres", replica_server())).await
+    if PgConnection::connect(&format!("{}/postgres", replica_server()))
+        .await
+        .is_ok()
     {
-        let _ = sqlx::query("SELECT pg_wal_replay_resume()")
-            .execute(&mut standby)
-            .await;
+        resume_replay().await;
     }
     let created = async {
         let mut conn = PgConnection::connect(&format!("{}/postgres", primary_server())).await?;
@@ -216,13 +242,17 @@ async fn replicas_serve_reads_with_read_your_writes_and_survive_failures() {
     // Replay paused: 10,000 write-then-read trials (5 students at once,
     // alternating a profile edit read back through the cache and a
     // join/leave read back from the room) always show the student's write.
-    let mut standby = PgConnection::connect(&format!("{}/{database}", replica_server()))
+    // Paused and resumed from the `postgres` database: a session in the
+    // test's own database would be cancelled as a hot-standby conflict
+    // (40001) when the vacuum records that piled up meanwhile are replayed.
+    let mut standby = PgConnection::connect(&format!("{}/postgres", replica_server()))
         .await
         .expect("replica connection");
     sqlx::query("SELECT pg_wal_replay_pause()")
         .execute(&mut standby)
         .await
         .expect("pause replay");
+    drop(standby);
     let trials = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for (client, id) in writers.clone() {
@@ -276,11 +306,7 @@ async fn replicas_serve_reads_with_read_your_writes_and_survive_failures() {
     ok(newcomer.get("/api/users/me").await).await;
 
     // Resumed: once caught up, the writer reads from the replica again.
-    sqlx::query("SELECT pg_wal_replay_resume()")
-        .execute(&mut standby)
-        .await
-        .expect("resume replay");
-    drop(standby);
+    resume_replay().await;
     await_replica(&state, true, true).await;
     let (writer, _) = &writers[0];
     let replica_before = reads(&app, "replica").await;

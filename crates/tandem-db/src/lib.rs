@@ -56,6 +56,19 @@ impl DbError {
             DbError::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
         )
     }
+
+    /// Whether a hot standby cancelled the statement because replay needed
+    /// what it was reading (SQLSTATE 40001, or 40P01 for a buffer-pin
+    /// deadlock): the replica is healthy and the read can be repeated
+    /// elsewhere.
+    pub fn is_recovery_conflict(&self) -> bool {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Accounts and study profiles.

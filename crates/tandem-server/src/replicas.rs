@@ -211,10 +211,18 @@ where
                 metrics::counter!("tandem_db_reads_total", "target" => "replica").increment(1);
                 Ok(value)
             }
-            Err(DbError::Sqlx(e)) => {
-                tracing::warn!(error = %e, "replica read failed; repeating it on the primary");
-                set.mark_failed(index);
-                metrics::counter!("tandem_db_read_fallbacks_total", "reason" => "error")
+            Err(e @ DbError::Sqlx(_)) => {
+                // A recovery conflict cancels one statement on a healthy
+                // replica; any other failure takes the replica out until
+                // the health check sees it well again.
+                let reason = if e.is_recovery_conflict() {
+                    "conflict"
+                } else {
+                    tracing::warn!(error = %e, "replica read failed; repeating it on the primary");
+                    set.mark_failed(index);
+                    "error"
+                };
+                metrics::counter!("tandem_db_read_fallbacks_total", "reason" => reason)
                     .increment(1);
                 metrics::counter!("tandem_db_reads_total", "target" => "primary").increment(1);
                 load(set.primary()).await
