@@ -52,16 +52,17 @@ cluster_ticks() {
 }
 # bench NAME [replica URL]: serve, sign up, schedule a session, wrk its detail page.
 bench() {
-  local name=$1 url cookie code id replica=${2:-}
+  local name=$1 url metrics cookie code id replica=${2:-}
   local -a envs=(DATABASE_URL="$PRIMARY/$DB" REDIS_URL="$REDIS_URL_BENCH" TANDEM_REDIS_PREFIX="$REDIS_PREFIX$name:"
     TANDEM_COOKIE_SECURE=false TANDEM_API_MAX_PER_MINUTE=100000000 TANDEM_TURN_LISTEN=off
     TANDEM_QUEUE_WORKERS=false RUST_LOG=warn)
   [ -n "$replica" ] && envs+=(DATABASE_READ_REPLICA_URL="$replica")
   mkdir -p "$WORK/$name-data"
-  env -u DATABASE_READ_REPLICA_URL "${envs[@]}" "$BIN" serve --addr 127.0.0.1:0 \
+  env -u DATABASE_READ_REPLICA_URL "${envs[@]}" TANDEM_METRICS_ADDR=127.0.0.1:0 "$BIN" serve --addr 127.0.0.1:0 \
     --data-dir "$WORK/$name-data" >"$WORK/$name.out" 2>"$WORK/$name.log" &
   PID[$name]=$!
   url=$(wait_url "$name" "Tandem (distributed mode) is serving")
+  metrics=$(wait_url "$name" "Metrics are served at")
   code=$(curl -s --max-time 30 -o "$WORK/body" -w '%{http_code}' -D "$WORK/headers" -X POST "$url/api/auth/register" \
     -H 'content-type: application/json' \
     -d "{\"email\":\"bench-$RAND-$name@example.com\",\"password\":\"correct horse battery staple\",\"display_name\":\"Bench\"}") || true
@@ -79,7 +80,7 @@ bench() {
   run_wrk "$name" "$url" "$cookie" "/api/study-sessions/$id"
   PCPU[$name]=$(awk -v a="$(cluster_ticks primary)" -v b="$p0" -v hz="$hz" 'BEGIN {printf "%.1f", (a - b) / hz}')
   RCPU[$name]=$(awk -v a="$(cluster_ticks replica)" -v b="$r0" -v hz="$hz" 'BEGIN {printf "%.1f", (a - b) / hz}')
-  curl -s "$url/metrics" >"$WORK/$name.metrics"
+  curl -s "$metrics" >"$WORK/$name.metrics"
   SHARE[$name]=$(awk '/^tandem_db_reads_total\{target="replica"\}/ {r = $2} /^tandem_db_reads_total\{target="primary"\}/ {p = $2}
     END {printf "%.1f", (r + p > 0 ? 100 * r / (r + p) : 0)}' "$WORK/$name.metrics")
   stop_server "$name"

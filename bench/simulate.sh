@@ -40,7 +40,7 @@ BENCH_BIN=${CARGO_TARGET_DIR:-target}/release/tandem-bench
 if [ -z "$URL" ]; then
   TANDEM_TURN_LISTEN=off TANDEM_COOKIE_SECURE=false RUST_LOG=warn \
     TANDEM_API_MAX_PER_MINUTE=100000000 TANDEM_LOGIN_MAX_PER_IP=100000000 \
-    TANDEM_REGISTER_MAX_PER_IP=100000000 \
+    TANDEM_REGISTER_MAX_PER_IP=100000000 TANDEM_MAX_CONNECTIONS_PER_IP=0 \
     "$BIN" serve --addr 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/tandem.out" 2>"$WORK/tandem.log" &
   PID[tandem]=$!
   URL=$(wait_url tandem "Tandem (embedded mode) is serving")

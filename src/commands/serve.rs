@@ -25,7 +25,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let server = Server::bind(config, Arc::new(SystemClock)).await?;
     let url = format!("http://{}", server.local_addr());
-    // Printed on stdout (not the log) so scripts can wait for this line.
+    // Printed on stdout (not the log) so scripts can wait for these lines.
+    if let Some(metrics) = server.metrics_addr() {
+        println!("Metrics are served at http://{metrics}/metrics");
+    }
     println!("Tandem ({mode} mode) is serving {url}");
     std::io::stdout().flush()?;
     tracing::info!(%url, mode, "listening");

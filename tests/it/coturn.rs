@@ -279,12 +279,7 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
             );
         }
     }
-    let metrics = app
-        .client()
-        .raw(reqwest::Method::GET, "/metrics", None)
-        .await
-        .body;
-    let metrics = metrics.as_str().unwrap_or_default();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"tandem_turn_auth_failures_total{reason="expired"}"#)
             && metrics.contains(r#"tandem_turn_auth_failures_total{reason="bad_integrity"}"#),

@@ -37,6 +37,8 @@ macro_rules! on_both_backends {
 /// A Tandem server running in this test process.
 pub struct TestApp {
     pub url: String,
+    /// Where `/metrics` is served (its own listener, off the public port).
+    pub metrics_url: String,
     pub clock: Arc<ManualClock>,
     pub state: AppState,
     shutdown: Shutdown,
@@ -58,6 +60,7 @@ impl TestApp {
         config.cookie_secure = false;
         // Tests that want the embedded TURN server give it a free port.
         config.turn_listen = None;
+        config.metrics_addr = Some("127.0.0.1:0".parse().expect("addr"));
         // Archive runs only when a test starts one.
         config.archive_schedule = None;
         backend.apply(&mut config);
@@ -67,16 +70,30 @@ impl TestApp {
             .await
             .expect("server starts");
         let url = format!("http://{}", server.local_addr());
+        let metrics_url = format!(
+            "http://{}/metrics",
+            server.metrics_addr().expect("metrics listener")
+        );
         let state = server.app().clone();
         let shutdown = Shutdown::new();
         tokio::spawn(server.run(shutdown.clone()));
         Self {
             url,
+            metrics_url,
             clock,
             state,
             shutdown,
             _data_dir: data_dir,
         }
+    }
+
+    /// The Prometheus exposition text.
+    pub async fn metrics(&self) -> String {
+        let res = reqwest::get(&self.metrics_url)
+            .await
+            .expect("metrics reachable");
+        assert_eq!(res.status(), StatusCode::OK);
+        res.text().await.expect("metrics text")
     }
 
     /// A new "browser" with an empty cookie jar.

@@ -9,6 +9,7 @@ mod accounts;
 mod analytics;
 mod archive;
 mod assets;
+mod attacks;
 mod bad_input;
 mod cache;
 mod conformance;

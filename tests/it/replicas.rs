@@ -110,15 +110,9 @@ async fn fresh_database() -> Option<String> {
 
 /// `tandem_db_reads_total{target}` from `/metrics`.
 async fn reads(app: &TestApp, target: &str) -> u64 {
-    let text = app
-        .client()
-        .raw(reqwest::Method::GET, "/metrics", None)
-        .await
-        .body;
+    let text = app.metrics().await;
     let needle = format!("tandem_db_reads_total{{target=\"{target}\"}} ");
-    text.as_str()
-        .unwrap_or_default()
-        .lines()
+    text.lines()
         .find_map(|l| l.strip_prefix(&needle))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)

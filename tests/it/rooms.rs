@@ -285,8 +285,7 @@ async fn configuration_is_public_and_cached(backend: Backend) {
         &anonymous.get("/api/config/Bad_Key").await,
         StatusCode::BAD_REQUEST,
     );
-    let metrics = anonymous.get("/metrics").await.body;
-    let text = metrics.as_str().unwrap_or_default();
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"tandem_cache_requests_total{family="config",result="l1_hit"}"#),
         "{text}"

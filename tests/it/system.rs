@@ -2,7 +2,7 @@
 
 use reqwest::{Method, StatusCode, header};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, assert_problem};
 
 crate::on_both_backends!(probes_metrics_and_openapi_answer);
 
@@ -25,8 +25,13 @@ async fn probes_metrics_and_openapi_answer(backend: Backend) {
     };
     assert_eq!(backends, expected);
 
-    let metrics = client.raw(Method::GET, "/metrics", None).await;
-    let text = metrics.body.as_str().unwrap_or_default();
+    // Metrics are on their own listener, not on the public port.
+    assert_problem(
+        &client.raw(Method::GET, "/metrics", None).await,
+        StatusCode::NOT_FOUND,
+    );
+    let text = app.metrics().await;
+    let text = text.as_str();
     assert!(
         text.contains(
             r#"http_requests_total{method="POST",route="/api/auth/register",status="201"}"#

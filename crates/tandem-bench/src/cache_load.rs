@@ -55,8 +55,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.redis_prefix = prefix.clone();
     config.cookie_secure = false;
     config.api_max_per_minute = u32::MAX;
+    config.metrics_addr = Some("127.0.0.1:0".parse()?);
     let server = Server::bind(config, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", server.local_addr());
+    let metrics = format!(
+        "http://{}/metrics",
+        server.metrics_addr().context("metrics listener")?
+    );
     let shutdown = Shutdown::new();
     let running = tokio::spawn(server.run(shutdown.clone()));
 
@@ -71,11 +76,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut failures = 0;
     for pass in 0..args.passes {
-        let before = counters(&base).await?;
+        let before = counters(&metrics).await?;
         let started = Instant::now();
         failures += drive(&base, &cookie, ids.clone(), &args, pass).await?;
         let elapsed = started.elapsed().as_secs_f64();
-        let d = counters(&base).await?.minus(&before);
+        let d = counters(&metrics).await?.minus(&before);
         let hits = d.l1_hits + d.l2_hits;
         let ratio = |part: u64| 100.0 * part as f64 / d.requests.max(1) as f64;
         println!(
@@ -252,11 +257,8 @@ impl Counters {
     }
 }
 
-async fn counters(base: &str) -> anyhow::Result<Counters> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await?
-        .text()
-        .await?;
+async fn counters(metrics: &str) -> anyhow::Result<Counters> {
+    let text = reqwest::get(metrics).await?.text().await?;
     let value = |needle: &str| -> u64 {
         text.lines()
             .find(|l| l.starts_with(needle))

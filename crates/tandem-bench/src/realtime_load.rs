@@ -200,6 +200,9 @@ async fn start(args: &Args, target: &str) -> anyhow::Result<(Server, Proto)> {
                 ("TANDEM_API_MAX_PER_MINUTE", "100000000".to_owned()),
                 ("TANDEM_REALTIME_MESSAGES_PER_SECOND", "100000".to_owned()),
                 ("TANDEM_TURN_LISTEN", "off".to_owned()),
+                // Every simulated client comes from 127.0.0.1.
+                ("TANDEM_MAX_CONNECTIONS", "1000000".to_owned()),
+                ("TANDEM_MAX_CONNECTIONS_PER_IP", "0".to_owned()),
                 ("RUST_LOG", "warn".to_owned()),
             ];
             if target == "tandem-redis" {

@@ -70,6 +70,12 @@ pub struct Config {
     pub register_max_per_ip: u32,
     /// `TANDEM_API_MAX_PER_MINUTE`: API requests per client IP per minute, per instance.
     pub api_max_per_minute: u32,
+    /// `TANDEM_METRICS_ADDR`: where Prometheus `/metrics` is served, on a
+    /// listener of its own (unset: not served; never on the public port).
+    pub metrics_addr: Option<SocketAddr>,
+    /// `TANDEM_MAX_CONNECTIONS`, `TANDEM_MAX_CONNECTIONS_PER_IP`,
+    /// `TANDEM_HTTP_HEADER_TIMEOUT`: bounds of the HTTP listener.
+    pub connections: crate::connections::ConnectionLimits,
     /// `ASSET_PREFIX`: origin (and path) the page loads its assets from, e.g.
     /// a CDN in front of this server (`https://cdn.example.org`); empty: same origin.
     pub asset_prefix: String,
@@ -254,6 +260,28 @@ impl Config {
             login_max_per_ip: env.count("TANDEM_LOGIN_MAX_PER_IP", "100")?,
             register_max_per_ip: env.count("TANDEM_REGISTER_MAX_PER_IP", "20")?,
             api_max_per_minute: env.count("TANDEM_API_MAX_PER_MINUTE", "1200")?,
+            metrics_addr: match env.get("TANDEM_METRICS_ADDR") {
+                Some(addr) => {
+                    Some(env.parse("TANDEM_METRICS_ADDR", &addr, "expected host:port")?)
+                }
+                None => None,
+            },
+            connections: crate::connections::ConnectionLimits {
+                max: env.count("TANDEM_MAX_CONNECTIONS", "10000")? as usize,
+                // Behind a trusted proxy every connection comes from it;
+                // the proxy caps clients (nginx `limit_conn`).
+                per_ip: match env.parse::<usize>(
+                    "TANDEM_MAX_CONNECTIONS_PER_IP",
+                    "256",
+                    "expected a number (0: no per-IP cap)",
+                )? {
+                    0 => None,
+                    _ if env.flag("TANDEM_TRUST_PROXY", false)? => None,
+                    n => Some(n),
+                },
+                header_timeout: env.duration("TANDEM_HTTP_HEADER_TIMEOUT", "10s")?,
+                drain_timeout: Duration::from_secs(10),
+            },
             max_body_bytes: env.parse("TANDEM_MAX_BODY_BYTES", "65536", "expected bytes")?,
             uploads_bucket: env.get("UPLOADS_BUCKET"),
             aws: AwsConfig {

@@ -8,6 +8,7 @@ mod achievements;
 pub mod analytics;
 pub mod assets;
 pub mod config;
+pub mod connections;
 mod cookies;
 pub mod error;
 pub mod extract;
@@ -25,7 +26,6 @@ mod validate;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tandem_core::{Clock, Shutdown};
 use tokio::net::TcpListener;
 
@@ -36,6 +36,7 @@ pub use state::{App, AppState, archiver};
 /// A bound, ready-to-run Tandem HTTP server.
 pub struct Server {
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     app: AppState,
 }
 
@@ -45,10 +46,27 @@ impl Server {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding TANDEM_METRICS_ADDR {addr}"))?,
+            ),
+            None => None,
+        };
         let mut app = App::build(config, clock).await?;
         app.turn = turn::start(&app.config).await?;
         let app = AppState(Arc::new(app));
-        Ok(Self { listener, app })
+        Ok(Self {
+            listener,
+            metrics,
+            app,
+        })
+    }
+
+    /// The address `/metrics` is served on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound.
@@ -85,22 +103,22 @@ impl Server {
             relay.wait().await;
             app_shutdown.trigger();
         });
-        let router = routes::router(self.app);
-        let signal = shutdown.clone();
-        // No Nagle: realtime frames and small responses leave at once
-        // instead of waiting up to 40 ms for the previous segment's ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
+        let mut limits = self.app.config.connections.clone();
+        limits.max = connections::fit_to_file_limit(limits.max);
+        let metrics = self.metrics.map(|listener| {
+            let router = routes::metrics_router(self.app.clone());
+            let signal = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { signal.wait().await })
+                    .await
+            })
         });
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { signal.wait().await })
-        .await
-        .context("HTTP server failed")?;
+        let router = routes::router(self.app);
+        connections::serve(self.listener, router, limits, shutdown.clone()).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         shutdown.trigger();
         let _ = maintenance.await;
         if let Some(schedule) = schedule {

@@ -125,7 +125,6 @@ pub fn router(app: AppState) -> Router {
             "/api/openapi.json",
             get(move || async move { axum::Json(openapi.as_ref().clone()) }),
         )
-        .route("/metrics", get(system::metrics))
         .route("/cdn-cgi/image/{options}/{*source}", get(images::image))
         .route("/uploads/{*key}", get(uploads::original))
         .route("/realtime/v1/websocket", get(realtime::websocket))
@@ -166,6 +165,13 @@ pub fn router(app: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        .with_state(app)
+}
+
+/// The metrics listener's router: `/metrics` alone, kept off the public port.
+pub fn metrics_router(app: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(system::metrics))
         .with_state(app)
 }
 

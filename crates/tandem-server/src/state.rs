@@ -215,8 +215,16 @@ impl App {
     }
 }
 
+/// A limit key's metric label: its leading name (a literal in the code,
+/// like `login` or `ice`) and the kind of subject, never the subject itself
+/// (an IP, a user id, an e-mail digest), so labels stay a closed set.
 fn limit_name(key: &str) -> String {
-    key.split(':').take(2).collect::<Vec<_>>().join(":")
+    let mut parts = key.split(':');
+    let name = parts.next().unwrap_or_default();
+    match parts.next() {
+        Some(kind @ ("ip" | "account" | "user")) => format!("{name}:{kind}"),
+        _ => name.to_owned(),
+    }
 }
 
 /// The analytics archiver: to `ARCHIVE_BUCKET` on S3, or to
