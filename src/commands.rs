@@ -1,5 +1,6 @@
 //! Subcommands of the `tandem` binary.
 
+mod admin;
 mod archive;
 mod migrate;
 mod serve;
@@ -32,6 +33,13 @@ enum Command {
     Migrate(CommonArgs),
     /// Run background workers without HTTP (job queues, upkeep, the archive schedule).
     Worker(CommonArgs),
+    /// Grant, revoke or list the operators' admin pages.
+    Admin {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: admin::Command,
+    },
     /// Archive old analytics to cold storage, list archives, restore one.
     Archive {
         #[command(flatten)]
@@ -56,6 +64,9 @@ impl Cli {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate(args) => migrate::run(load_config(None, args.data_dir)?).await,
             Command::Worker(args) => worker::run(load_config(None, args.data_dir)?).await,
+            Command::Admin { common, command } => {
+                admin::run(load_config(None, common.data_dir)?, command).await
+            }
             Command::Archive { common, command } => {
                 archive::run(load_config(None, common.data_dir)?, command).await
             }

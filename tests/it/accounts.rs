@@ -3,7 +3,7 @@
 use reqwest::{StatusCode, header};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, unique_email};
+use crate::helpers::{Backend, Client, PASSWORD, TestApp, assert_problem, unique_email};
 
 crate::on_both_backends!(
     sign_up_logs_in_and_normalizes_the_email,
@@ -15,6 +15,8 @@ crate::on_both_backends!(
     deleting_the_account_needs_the_password_and_ends_everything,
     login_attempts_are_limited_per_account,
     login_attempts_are_limited_per_ip,
+    password_guesses_by_deletion_are_limited,
+    control_characters_in_the_login_e_mail_are_unknown_accounts,
 );
 
 async fn sign_up_logs_in_and_normalizes_the_email(backend: Backend) {
@@ -213,10 +215,18 @@ async fn deleting_the_account_needs_the_password_and_ends_everything(backend: Ba
     assert_eq!(again.status, StatusCode::CREATED);
 }
 
+/// Wrong guesses lock the (account, address) pair: the guesser waits, the
+/// owner signing in from elsewhere does not (a stranger could otherwise
+/// lock anyone out); an account-wide budget of ten times that stops
+/// guessing spread over many addresses.
 async fn login_attempts_are_limited_per_account(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.login_max_per_account = 3).await;
+    let app = TestApp::spawn_with(backend, |c| {
+        c.login_max_per_account = 3;
+        c.trust_proxy = true;
+    })
+    .await;
     let (_, email) = app.signed_up().await;
-    let attacker = app.client();
+    let attacker = Client::from_ip(&app.url, "203.0.113.9");
     for _ in 0..3 {
         let res = attacker.login(&email, "guessing wrongly").await;
         assert_problem(&res, StatusCode::UNAUTHORIZED);
@@ -224,15 +234,56 @@ async fn login_attempts_are_limited_per_account(backend: Backend) {
     let limited = attacker.login(&email, "guessing wrongly").await;
     assert_problem(&limited, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
-    // Even the right password waits until the window ends.
-    let right = app.client().login(&email, PASSWORD).await;
+    // Even the right password waits, from the guessing address.
+    let right = attacker.login(&email, PASSWORD).await;
     assert_problem(&right, StatusCode::TOO_MANY_REQUESTS);
+    // The owner, elsewhere, signs in.
+    let owner = Client::from_ip(&app.url, "198.51.100.7");
+    assert_eq!(owner.login(&email, PASSWORD).await.status, StatusCode::OK);
+    // Guesses from many addresses share the account's budget of 30, of
+    // which four went to the attacker's three guesses and the owner's login.
+    for i in 0..26 {
+        let guesser = Client::from_ip(&app.url, &format!("192.0.2.{i}"));
+        let res = guesser.login(&email, "guessing wrongly").await;
+        assert_problem(&res, StatusCode::UNAUTHORIZED);
+    }
+    let spread = Client::from_ip(&app.url, "192.0.2.200");
+    assert_problem(
+        &spread.login(&email, "guessing wrongly").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
     // Other accounts are unaffected.
     let (_, other) = app.signed_up().await;
     assert_eq!(
-        app.client().login(&other, PASSWORD).await.status,
+        attacker.login(&other, PASSWORD).await.status,
         StatusCode::OK
     );
+}
+
+/// Password guesses through account deletion share the password budget.
+async fn password_guesses_by_deletion_are_limited(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.login_max_per_account = 3).await;
+    let (client, _) = app.signed_up().await;
+    let guess = json!({"password": "guessing wrongly"});
+    for _ in 0..3 {
+        let res = client.delete("/api/users/me", Some(guess.clone())).await;
+        assert_problem(&res, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let res = client.delete("/api/users/me", Some(guess)).await;
+    assert_problem(&res, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(client.get("/api/users/me").await.status, StatusCode::OK);
+}
+
+/// A NUL or other control character in the e-mail is an unknown account
+/// (401), on PostgreSQL too (which refuses NUL in text).
+async fn control_characters_in_the_login_e_mail_are_unknown_accounts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for email in ["a\u{0}b@example.com", "\u{0}", "x@example.com\u{7}"] {
+        assert_problem(
+            &app.client().login(email, PASSWORD).await,
+            StatusCode::UNAUTHORIZED,
+        );
+    }
 }
 
 async fn login_attempts_are_limited_per_ip(backend: Backend) {

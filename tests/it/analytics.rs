@@ -19,6 +19,7 @@ use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, services, uniqu
 crate::on_both_backends!(
     page_views_and_activity_are_recorded,
     bad_batches_are_refused_whole,
+    a_row_the_database_refuses_costs_no_other_row,
     leaving_a_room_records_the_visit,
     the_cron_trigger_needs_the_secret_and_runs_one_at_a_time,
     two_instances_run_each_schedule_slot_once,
@@ -155,6 +156,10 @@ async fn bad_batches_are_refused_whole(backend: Backend) {
         json!({"visitorId": visitor, "events": [view, {"type": "activity", "kind": "Bad Kind"}]}),
         json!({"visitorId": visitor, "events": [view, {"type": "activity", "kind": "x", "detail": [1]}]}),
         json!({"visitorId": visitor, "events": [view, {"type": "activity", "kind": "x", "detail": {"a": "b".repeat(3000)}}]}),
+        // NUL, which PostgreSQL refuses in text and jsonb.
+        json!({"visitorId": visitor, "events": [view, {"type": "pageView", "path": "/a", "referrer": "https://x/\u{0}"}]}),
+        json!({"visitorId": visitor, "events": [view, {"type": "activity", "kind": "x", "detail": {"a": "\u{0}"}}]}),
+        json!({"visitorId": visitor, "events": [view, {"type": "activity", "kind": "x", "detail": {"a": [{"\u{0}": 1}]}}]}),
     ];
     for body in bad {
         let res = client.post("/api/analytics/events", body).await;
@@ -209,6 +214,33 @@ async fn bad_batches_are_refused_whole(backend: Backend) {
         "{statuses:?}"
     );
     assert_eq!(statuses[60], StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A row that passed ingestion but that the database refuses (a NUL, on
+/// PostgreSQL) is dropped alone: the 40 good rows of its batch are kept.
+async fn a_row_the_database_refuses_costs_no_other_row(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let visitor = Uuid::new_v4();
+    let row = |path: &str| {
+        AnalyticsRow::PageView(PageView {
+            id: 0,
+            occurred_at: app.clock.now(),
+            visitor_id: visitor,
+            user_id: None,
+            path: path.to_owned(),
+            referrer: None,
+        })
+    };
+    let mut rows: Vec<AnalyticsRow> = (0..20).map(|_| row("/good")).collect();
+    rows.push(row("/bad\u{0}"));
+    rows.extend((0..20).map(|_| row("/good")));
+    app.state.analytics.offer(rows).expect("buffer has room");
+    let good = |r: &AnalyticsRow| matches!(r, AnalyticsRow::PageView(p) if p.path == "/good");
+    let kept = wait_for_rows(&app, AnalyticsTable::PageViews, 40, move |r| {
+        of_visitor(visitor)(r) && good(r)
+    })
+    .await;
+    assert_eq!(kept.len(), 40);
 }
 
 async fn leaving_a_room_records_the_visit(backend: Backend) {
@@ -271,7 +303,6 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
             config.database_url = Some(SecretString::from(db.url.clone()));
         }
         config.cron_secret = Some(SecretString::from(secret.to_owned()));
-        config.admin_emails = vec![admin_email.clone()];
     })
     .await;
     let http = reqwest::Client::new();
@@ -390,6 +421,13 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
             .await
             .status,
         StatusCode::CREATED
+    );
+    assert!(
+        app.state
+            .db
+            .set_admin(&admin_email, true)
+            .await
+            .expect("grant admin")
     );
     let listed = admin.get("/api/admin/archive-runs").await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);

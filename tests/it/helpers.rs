@@ -158,6 +158,22 @@ impl Client {
         }
     }
 
+    /// A client whose requests reach a `trust_proxy` server as if from
+    /// `ip` (the proxy's `X-Forwarded-For`).
+    pub fn from_ip(base: &str, ip: &str) -> Self {
+        let mut headers = header::HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse().expect("header value"));
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .user_agent("tandem-tests")
+                .default_headers(headers)
+                .build()
+                .expect("http client"),
+            cookie: Mutex::new(None),
+        }
+    }
+
     /// The `name=value` of the session cookie held, if any.
     pub fn cookie(&self) -> Option<String> {
         self.cookie.lock().expect("lock").clone()

@@ -303,10 +303,7 @@ async fn provider_errors_retry_only_when_they_can_pass() {
 
 #[tokio::test]
 async fn the_queue_overview_is_for_admins_only() {
-    let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.admin_emails = vec!["ops@example.com".into()];
-    })
-    .await;
+    let app = TestApp::spawn(Backend::Embedded).await;
     let (student, _) = app.signed_up().await;
     assert_eq!(
         student.get("/api/admin/queues").await.status,
@@ -322,6 +319,20 @@ async fn the_queue_overview_is_for_admins_only() {
         .register("ops@example.com", crate::helpers::PASSWORD, "Ops")
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    // Signing up grants nothing; an operator grants it on the machine.
+    assert_eq!(ops.get("/api/users/me").await.body["admin"], false);
+    assert_eq!(
+        ops.get("/api/admin/queues").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let (granted, out) = admin_cli(&app, &["grant", "OPS@example.com"]);
+    assert!(granted, "{out}");
+    let (listed, out) = admin_cli(&app, &["list"]);
+    assert!(listed && out.trim() == "ops@example.com", "{out}");
+    let (unknown, out) = admin_cli(&app, &["grant", "nobody@example.com"]);
+    assert!(!unknown && out.contains("no account"), "{out}");
+    // The menu flag follows once the cached profile is refreshed.
+    ops.patch("/api/users/me", json!({"bio": "on call"})).await;
     assert_eq!(ops.get("/api/users/me").await.body["admin"], true);
     let res = ops.get("/api/admin/queues").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
@@ -337,4 +348,29 @@ async fn the_queue_overview_is_for_admins_only() {
         failure.get("data").is_none(),
         "no user payloads on the admin page"
     );
+}
+
+/// Runs `tandem admin …` on the app's (embedded) data dir.
+fn admin_cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(&app.state.config.data_dir)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("TANDEM_ADMIN_EMAILS")
+        .output()
+        .expect("tandem runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn admin_by_listed_e_mail_is_refused_at_start() {
+    let err = tandem_server::Config::from_lookup(|name| {
+        (name == "TANDEM_ADMIN_EMAILS").then(|| "ops@example.com".to_owned())
+    })
+    .expect_err("TANDEM_ADMIN_EMAILS refused");
+    assert!(err.to_string().contains("tandem admin grant"), "{err}");
 }

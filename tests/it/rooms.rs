@@ -13,6 +13,7 @@ crate::on_both_backends!(
     achievements_are_earned_from_real_sessions,
     bad_schedules_are_refused,
     configuration_is_public_and_cached,
+    the_upcoming_limit_holds_under_concurrent_creation,
 );
 
 fn schedule(title: &str, start_in: Duration, hours: i64, capacity: i32) -> Value {
@@ -40,6 +41,30 @@ async fn create(client: &Client, body: Value) -> String {
     let res = client.post("/api/study-sessions", body).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
     res.body["id"].as_str().expect("id").to_owned()
+}
+
+/// 39 rooms asked for at once by one student: exactly 20 (the limit of
+/// upcoming rooms one student runs) are created, the rest refused with 409.
+async fn the_upcoming_limit_holds_under_concurrent_creation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (owner, _) = app.signed_up().await;
+    let owner = &owner;
+    let answers = futures_util::future::join_all((0..39).map(|i| async move {
+        let body = schedule(&format!("Room {i}"), Duration::hours(1), 1, 5);
+        owner.post("/api/study-sessions", body).await.status
+    }))
+    .await;
+    let created = answers
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, refused), (20, 19), "{answers:?}");
+    let mine = owner.get("/api/study-sessions/mine").await.body;
+    assert_eq!(ids(&mine).len(), 20);
 }
 
 async fn scheduling_joining_leaving_and_cancelling(backend: Backend) {

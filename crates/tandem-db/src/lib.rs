@@ -57,6 +57,19 @@ impl DbError {
         )
     }
 
+    /// Whether the database refused the data itself (SQLSTATE class 22,
+    /// data exception, or 23, integrity violation): repeating the same
+    /// statement cannot succeed, but the other rows of a batch may.
+    pub fn is_bad_data(&self) -> bool {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+            DbError::Sqlx(sqlx::Error::Encode(_)) => true,
+            _ => false,
+        }
+    }
+
     /// Whether a hot standby cancelled the statement because replay needed
     /// what it was reading (SQLSTATE 40001, or 40P01 for a buffer-pin
     /// deadlock): the replica is healthy and the read can be repeated
@@ -82,6 +95,11 @@ pub trait UserRepo: Send + Sync {
     async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
     /// Login data for a user id (password change, account deletion).
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, DbError>;
+    /// Grants (`true`) or takes back the admin pages for the account with
+    /// this normalized e-mail; false if there is no such account.
+    async fn set_admin(&self, email: &str, admin: bool) -> Result<bool, DbError>;
+    /// The e-mail addresses of the accounts with the admin pages.
+    async fn admins(&self) -> Result<Vec<String>, DbError>;
     /// Replaces the password hash.
     async fn set_password_hash(
         &self,
@@ -132,11 +150,15 @@ pub trait AuthSessionRepo: Send + Sync {
 /// Study sessions (rooms) and their members.
 #[async_trait]
 pub trait StudySessionRepo: Send + Sync {
-    /// Creates a session with its owner as first member.
+    /// Creates a session with its owner as first member, unless the owner
+    /// already runs `max_upcoming` scheduled sessions not over at the
+    /// session's `created_at` (then `None`). Checked and inserted under a
+    /// lock on the owner, so concurrent requests cannot pass the limit.
     async fn create_study_session(
         &self,
         session: &NewStudySession,
-    ) -> Result<StudySession, DbError>;
+        max_upcoming: i64,
+    ) -> Result<Option<StudySession>, DbError>;
     /// One session.
     async fn study_session(&self, id: Uuid) -> Result<Option<StudySession>, DbError>;
     /// Scheduled sessions not yet over, soonest first.
@@ -169,12 +191,6 @@ pub trait StudySessionRepo: Send + Sync {
         owner_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, DbError>;
-    /// How many scheduled, not-yet-over sessions `owner_id` runs.
-    async fn count_upcoming_owned(
-        &self,
-        owner_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<i64, DbError>;
 }
 
 /// The achievement catalog and who earned what.

@@ -18,6 +18,10 @@ pub struct User {
     pub display_name: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// Whether an operator granted this account the admin pages.
+    #[serde(default)]
+    #[sqlx(rename = "is_admin", default)]
+    pub admin: bool,
 }
 
 /// What login needs: the user id and the stored argon2id hash.

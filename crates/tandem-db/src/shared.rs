@@ -26,8 +26,8 @@ macro_rules! impl_database {
             }
         }
 
-        const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.created_at";
-        const PROFILE_SELECT: &str = "SELECT u.id, u.email, u.display_name, u.created_at, \
+        const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.created_at, u.is_admin";
+        const PROFILE_SELECT: &str = "SELECT u.id, u.email, u.display_name, u.created_at, u.is_admin, \
              p.subjects, p.level, p.goals, p.study_style, p.timezone, p.availability, \
              p.bio, p.avatar_url, p.updated_at \
              FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = $1";
@@ -64,6 +64,7 @@ macro_rules! impl_database {
                     email: user.email.clone(),
                     display_name: user.display_name.clone(),
                     created_at: user.created_at,
+                    admin: false,
                 })
             }
 
@@ -105,6 +106,27 @@ macro_rules! impl_database {
                     user_id,
                     password_hash,
                 }))
+            }
+
+            async fn set_admin(
+                &self,
+                email: &str,
+                admin: bool,
+            ) -> Result<bool, $crate::DbError> {
+                let done = sqlx::query("UPDATE users SET is_admin = $2 WHERE email = $1")
+                    .bind(email)
+                    .bind(admin)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn admins(&self) -> Result<Vec<String>, $crate::DbError> {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as("SELECT email FROM users WHERE is_admin ORDER BY email")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|(email,)| email).collect())
             }
 
             async fn set_password_hash(

@@ -15,8 +15,27 @@ macro_rules! impl_room_repos {
             async fn create_study_session(
                 &self,
                 s: &$crate::NewStudySession,
-            ) -> Result<$crate::StudySession, $crate::DbError> {
+                max_upcoming: i64,
+            ) -> Result<Option<$crate::StudySession>, $crate::DbError> {
                 let mut tx = self.pool.begin().await?;
+                // A no-op write to the owner's row: PostgreSQL's row lock
+                // (SQLite's write lock) serializes this owner's creations
+                // until commit, so the count below cannot go stale.
+                sqlx::query("UPDATE users SET id = id WHERE id = $1")
+                    .bind(s.owner_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let upcoming: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM study_sessions \
+                     WHERE owner_id = $1 AND status = 'scheduled' AND ends_at > $2",
+                )
+                .bind(s.owner_id)
+                .bind(s.created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                if upcoming >= max_upcoming {
+                    return Ok(None);
+                }
                 sqlx::query(
                     "INSERT INTO study_sessions (id, owner_id, title, subject, description, \
                      starts_at, ends_at, capacity, status, created_at, updated_at) \
@@ -43,7 +62,7 @@ macro_rules! impl_room_repos {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok($crate::StudySession {
+                Ok(Some($crate::StudySession {
                     id: s.id,
                     owner_id: s.owner_id,
                     title: s.title.clone(),
@@ -55,7 +74,7 @@ macro_rules! impl_room_repos {
                     status: "scheduled".into(),
                     member_count: 1,
                     created_at: s.created_at,
-                })
+                }))
             }
 
             async fn study_session(
@@ -187,21 +206,6 @@ macro_rules! impl_room_repos {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() > 0)
-            }
-
-            async fn count_upcoming_owned(
-                &self,
-                owner_id: uuid::Uuid,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> Result<i64, $crate::DbError> {
-                Ok(sqlx::query_scalar(
-                    "SELECT count(*) FROM study_sessions \
-                     WHERE owner_id = $1 AND status = 'scheduled' AND ends_at > $2",
-                )
-                .bind(owner_id)
-                .bind(now)
-                .fetch_one(&self.pool)
-                .await?)
             }
         }
 

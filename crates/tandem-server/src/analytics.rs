@@ -92,6 +92,12 @@ async fn insert(db: &Arc<dyn Database>, batch: &mut Vec<AnalyticsRow>) {
                 batch.clear();
                 return;
             }
+            Err(e) if e.is_bad_data() => {
+                // One row the database refuses must not cost everyone's.
+                tracing::warn!(error = %e, rows = batch.len(), "analytics batch refused; inserting its rows one by one");
+                insert_each(db, batch).await;
+                return;
+            }
             Err(e) if attempt < 5 => {
                 tracing::warn!(error = %e, attempt, "inserting analytics failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -102,6 +108,19 @@ async fn insert(db: &Arc<dyn Database>, batch: &mut Vec<AnalyticsRow>) {
                 metrics::counter!("tandem_analytics_rows_dropped_total")
                     .increment(batch.len() as u64);
                 batch.clear();
+            }
+        }
+    }
+}
+
+/// Inserts `batch` row by row, dropping (and counting) only refused rows.
+async fn insert_each(db: &Arc<dyn Database>, batch: &mut Vec<AnalyticsRow>) {
+    for row in batch.drain(..) {
+        match db.insert_analytics(std::slice::from_ref(&row), false).await {
+            Ok(n) => metrics::counter!("tandem_analytics_rows_inserted_total").increment(n),
+            Err(e) => {
+                tracing::warn!(error = %e, "an analytics row was refused and dropped");
+                metrics::counter!("tandem_analytics_rows_dropped_total").increment(1);
             }
         }
     }

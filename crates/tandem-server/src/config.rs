@@ -125,8 +125,6 @@ pub struct Config {
     pub ai_api_key: Option<SecretString>,
     /// `AI_TIMEOUT`: longest wait for one answer.
     pub ai_timeout: Duration,
-    /// `TANDEM_ADMIN_EMAILS`: comma-separated accounts that may see the admin pages.
-    pub admin_emails: Vec<String>,
     /// `STUN_SERVER_URLS`: comma-separated `stun:` URLs handed to browsers.
     pub stun_urls: Vec<String>,
     /// `TURN_SERVER_URL`: comma-separated `turn:`/`turns:` URLs of external TURN servers.
@@ -195,6 +193,14 @@ impl Config {
     /// Reads configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
+        if env.get("TANDEM_ADMIN_EMAILS").is_some() {
+            // Admin used to go to whoever signed up with a listed address.
+            return Err(env.error(
+                "TANDEM_ADMIN_EMAILS",
+                "(set)",
+                "no longer read: grant the admin pages to an existing account with `tandem admin grant EMAIL`",
+            ));
+        }
         Ok(Self {
             addr: env.parse("TANDEM_ADDR", "127.0.0.1:8080", "expected host:port")?,
             data_dir: env
@@ -350,13 +356,6 @@ impl Config {
                 .or_else(|| env.get("OPENAI_API_KEY"))
                 .map(SecretString::from),
             ai_timeout: env.duration("AI_TIMEOUT", "30s")?,
-            admin_emails: env
-                .get("TANDEM_ADMIN_EMAILS")
-                .unwrap_or_default()
-                .split(',')
-                .map(|e| e.trim().to_lowercase())
-                .filter(|e| !e.is_empty())
-                .collect(),
             stun_urls: env.urls("STUN_SERVER_URLS", &["stun:"])?,
             turn_urls: env.urls("TURN_SERVER_URL", &["turn:", "turns:"])?,
             turn_secret: env.get("TURN_SECRET").map(SecretString::from),

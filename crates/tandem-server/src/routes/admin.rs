@@ -1,6 +1,6 @@
 //! Operators' view of the job queues (sizes per state, recent failures) and
 //! of the analytics archive runs.
-//! Only for accounts listed in `TANDEM_ADMIN_EMAILS`; everyone else gets
+//! Only for accounts an operator granted them (`tandem admin grant EMAIL`); everyone else gets
 //! 404, as if the endpoint did not exist.
 
 use axum::extract::State;
@@ -88,7 +88,7 @@ pub async fn queues(
 /// Lets only operators through; everyone else gets 404.
 pub async fn require_admin(app: &AppState, auth: &Authenticated) -> Result<(), ApiError> {
     let user = app.db.user_by_id(auth.user_id()).await?;
-    if user.is_some_and(|u| app.config.admin_emails.contains(&u.email)) {
+    if user.is_some_and(|u| u.admin) {
         Ok(())
     } else {
         Err(ApiError::NotFound("endpoint"))

@@ -114,9 +114,15 @@ pub async fn ingest(
                         "Expected a path like /rooms (512 characters at most).",
                     )
                 })?,
-                referrer: referrer
-                    .filter(|r| !r.is_empty())
-                    .map(|r| r.chars().take(MAX_URL).collect()),
+                referrer: match referrer.filter(|r| !r.is_empty()) {
+                    Some(r) if r.chars().any(char::is_control) => {
+                        return Err(ApiError::invalid(
+                            &format!("events[{i}].referrer"),
+                            "Expected a URL without control characters.",
+                        ));
+                    }
+                    r => r.map(|r| r.chars().take(MAX_URL).collect()),
+                },
             }),
             Event::Activity { kind, detail } => {
                 let kind_ok = (1..=64).contains(&kind.len())
@@ -130,10 +136,11 @@ pub async fn ingest(
                     ));
                 }
                 let detail = detail.unwrap_or_else(|| serde_json::json!({}));
-                if !detail.is_object() || detail.to_string().len() > MAX_DETAIL {
+                if !detail.is_object() || detail.to_string().len() > MAX_DETAIL || has_nul(&detail)
+                {
                     return Err(ApiError::invalid(
                         &format!("events[{i}].detail"),
-                        "Expected a JSON object of 2 KiB at most.",
+                        "Expected a JSON object of 2 KiB at most, without NUL characters.",
                     ));
                 }
                 AnalyticsRow::Activity(Activity {
@@ -154,6 +161,18 @@ pub async fn ingest(
     })?;
     metrics::counter!("tandem_analytics_events_total").increment(accepted as u64);
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted { accepted })))
+}
+
+/// Whether any key or string in `value` holds a NUL, which PostgreSQL's
+/// `jsonb` refuses (and would fail the whole insert).
+fn has_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// The path part of `raw`, if it is a plausible page path.

@@ -118,12 +118,23 @@ pub async fn login(
     let ip_key = format!("login:ip:{}", client.ip);
     app.check_limit(&ip_key, app.config.login_max_per_ip, LOGIN_WINDOW)
         .await?;
-    if req.password.len() > MAX_PASSWORD_BYTES || req.email.len() > 320 {
+    // No stored address has control characters (sign-up refuses them), and
+    // PostgreSQL refuses NUL in text: answer as for any unknown account.
+    if req.password.len() > MAX_PASSWORD_BYTES
+        || req.email.len() > 320
+        || req.email.chars().any(char::is_control)
+    {
         return Err(ApiError::InvalidCredentials);
     }
     let email = req.email.trim().to_lowercase();
+    // Failed guesses lock the (account, address) pair, not the account, so
+    // a stranger cannot lock the owner out (OWASP); an account-wide budget
+    // ten times larger still stops guessing spread over many addresses.
     let account_key = account_limit_key(&email);
-    app.check_limit(&account_key, app.config.login_max_per_account, LOGIN_WINDOW)
+    let pair_key = format!("{account_key}:ip:{}", client.ip);
+    let per_pair = app.config.login_max_per_account;
+    app.check_limit(&pair_key, per_pair, LOGIN_WINDOW).await?;
+    app.check_limit(&account_key, per_pair.saturating_mul(10), LOGIN_WINDOW)
         .await?;
     let credentials = app.db.credentials_by_email(&email).await?;
     let user_id = credentials.as_ref().map(|c| c.user_id);
@@ -135,7 +146,7 @@ pub async fn login(
         metrics::counter!("tandem_logins_total", "result" => "failure").increment(1);
         return Err(ApiError::InvalidCredentials);
     };
-    app.limiter.reset(&account_key).await?;
+    app.limiter.reset(&pair_key).await?;
     end_session(&app, previous).await?;
     let headers = start_session(&app, user_id, &client).await?;
     metrics::counter!("tandem_logins_total", "result" => "success").increment(1);
@@ -167,9 +178,6 @@ pub async fn change_password(
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
     let user_id = auth.user_id();
-    let key = format!("password:user:{user_id}");
-    app.check_limit(&key, app.config.login_max_per_account, LOGIN_WINDOW)
-        .await?;
     verify_password(&app, user_id, req.current_password, "current_password").await?;
     let user = app
         .db
@@ -189,12 +197,17 @@ pub async fn change_password(
 }
 
 /// Checks `password` against the user's; a mismatch is a 422 on `field`.
+/// Guesses share one budget per account (`TANDEM_LOGIN_MAX_PER_ACCOUNT` per
+/// 15 minutes) whatever asks: password change, account deletion.
 pub async fn verify_password(
     app: &AppState,
     user_id: Uuid,
     password: String,
     field: &str,
 ) -> Result<(), ApiError> {
+    let key = format!("password:user:{user_id}");
+    app.check_limit(&key, app.config.login_max_per_account, LOGIN_WINDOW)
+        .await?;
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid(field, "The password is incorrect."));
     }

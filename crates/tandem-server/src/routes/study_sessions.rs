@@ -71,25 +71,28 @@ pub async fn create(
         return Err(ApiError::invalid("title", "missing"));
     };
     let owner = auth.user_id();
-    if app.db.count_upcoming_owned(owner, now).await? >= MAX_UPCOMING_OWNED {
-        return Err(ApiError::Conflict(format!(
-            "You already run {MAX_UPCOMING_OWNED} upcoming sessions; cancel one first."
-        )));
-    }
     let session = app
         .db
-        .create_study_session(&NewStudySession {
-            id: Uuid::now_v7(),
-            owner_id: owner,
-            title,
-            subject,
-            description,
-            starts_at: req.starts_at,
-            ends_at: req.ends_at,
-            capacity: req.capacity,
-            created_at: now,
-        })
-        .await?;
+        .create_study_session(
+            &NewStudySession {
+                id: Uuid::now_v7(),
+                owner_id: owner,
+                title,
+                subject,
+                description,
+                starts_at: req.starts_at,
+                ends_at: req.ends_at,
+                capacity: req.capacity,
+                created_at: now,
+            },
+            MAX_UPCOMING_OWNED,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "You already run {MAX_UPCOMING_OWNED} upcoming sessions; cancel one first."
+            ))
+        })?;
     reads::session_changed(&app, &[owner]).await;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }

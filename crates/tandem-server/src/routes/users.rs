@@ -32,14 +32,14 @@ pub struct Me {
     pub created_at: DateTime<Utc>,
     /// Study profile.
     pub profile: Profile,
-    /// Whether this account may see the operators' pages (`TANDEM_ADMIN_EMAILS`).
+    /// Whether this account may see the operators' pages (`tandem admin grant`).
     pub admin: bool,
 }
 
 impl Me {
-    fn new(app: &AppState, user: User, profile: Profile) -> Self {
+    fn new(user: User, profile: Profile) -> Self {
         Self {
-            admin: app.config.admin_emails.contains(&user.email),
+            admin: user.admin,
             id: user.id,
             email: user.email,
             display_name: user.display_name,
@@ -53,7 +53,7 @@ impl Me {
         let (user, profile) = reads::profile(app, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        Ok(Self::new(app, user, profile))
+        Ok(Self::new(user, profile))
     }
 }
 
@@ -156,7 +156,7 @@ pub async fn update_me(
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     reads::user_changed(&app, user.id).await;
-    Ok(axum::Json(Me::new(&app, user, profile)))
+    Ok(axum::Json(Me::new(user, profile)))
 }
 
 /// Deletes my account, its profile, memberships and sessions.
