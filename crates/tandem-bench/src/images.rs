@@ -46,7 +46,7 @@ pub struct Args {
 /// so the decoder, resampler and encoder see what they would in a photo
 /// rather than flat colour (about 1 MB as JPEG q90, like a phone photo of
 /// this size).
-fn photo(width: u32, height: u32) -> image::RgbImage {
+pub(crate) fn photo(width: u32, height: u32) -> image::RgbImage {
     let lattice = |x: i64, y: i64, seed: u64| -> f32 {
         let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)

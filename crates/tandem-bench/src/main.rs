@@ -2,6 +2,7 @@
 //! BENCHMARKS.md; see each subcommand's `--help`.
 
 mod cache_load;
+mod hostile;
 mod images;
 mod matching;
 mod queue_load;
@@ -33,6 +34,8 @@ enum Command {
     Images(images::Args),
     /// Issue 10: a day of a study community against Tandem URLs; the largest DAU that holds.
     Simulate(simulate::Args),
+    /// Issue 18: slowloris, idle connections, a method flood and new image variants at once.
+    Hostile(hostile::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             Command::Matching(args) => matching::run(args),
             Command::Images(args) => images::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
+            Command::Hostile(args) => hostile::run(args).await,
         }
     })
 }
