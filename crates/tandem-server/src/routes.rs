@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod chat;
 pub mod images;
 pub mod jobs;
+mod openapi;
 pub mod partners;
 pub mod realtime;
 pub mod sessions;
@@ -117,6 +118,8 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();
+    let mut openapi = openapi;
+    openapi::document_errors(&mut openapi);
     let openapi = Arc::new(openapi);
     let max_body = app.config.max_body_bytes;
     Router::new()

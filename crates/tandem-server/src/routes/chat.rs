@@ -50,7 +50,7 @@ pub struct MessagePage {
 /// Sends a message to a study session's chat (members only).
 #[utoipa::path(post, path = "/api/study-sessions/{id}/messages", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id")), request_body = NewMessage,
-    responses((status = 201, body = ChatMessage), (status = 403, body = Problem),
+    responses((status = 401, body = Problem), (status = 201, body = ChatMessage), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn send(
     State(app): State<AppState>,
@@ -85,7 +85,7 @@ pub async fn send(
 /// A study session's chat history, newest first (members only).
 #[utoipa::path(get, path = "/api/study-sessions/{id}/messages", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id"), Page),
-    responses((status = 200, body = MessagePage), (status = 400, body = Problem),
+    responses((status = 401, body = Problem), (status = 200, body = MessagePage), (status = 400, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn history(
     State(app): State<AppState>,

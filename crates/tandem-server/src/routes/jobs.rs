@@ -25,7 +25,7 @@ pub struct JobStatus {
     #[schema(value_type = String)]
     pub state: JobState,
     /// Last reported progress (0–100, or an object).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub progress: Value,
     /// The job's result, once completed.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -159,7 +159,7 @@ pub async fn detail(
 /// Joins a session (idempotent).
 #[utoipa::path(post, path = "/api/study-sessions/{id}/join", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 200, body = StudySessionDetail), (status = 404, body = Problem),
+    responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 404, body = Problem),
         (status = 409, description = "Full, cancelled or over", body = Problem)))]
 pub async fn join(
     State(app): State<AppState>,
@@ -186,7 +186,7 @@ pub async fn join(
 /// Leaves a session. Owners cancel instead.
 #[utoipa::path(post, path = "/api/study-sessions/{id}/leave", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 200, body = StudySessionDetail), (status = 404, body = Problem),
+    responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 404, body = Problem),
         (status = 409, description = "Owners cannot leave", body = Problem)))]
 pub async fn leave(
     State(app): State<AppState>,
@@ -233,7 +233,7 @@ pub async fn leave(
 /// Cancels a session (owner only).
 #[utoipa::path(post, path = "/api/study-sessions/{id}/cancel", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 200, body = StudySessionDetail), (status = 403, body = Problem),
+    responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(
     State(app): State<AppState>,
