@@ -383,12 +383,14 @@ async fn user_and_total_quotas_are_enforced() {
 
 #[tokio::test]
 async fn the_bandwidth_cap_drops_what_exceeds_it() {
+    // The peer is on 127.0.0.2: the relay's own address (127.0.0.1)
+    // reaches only relay ports, whatever the allow list says.
     let turn = server(|c| {
         c.bytes_per_sec = 2_000;
-        c.allow_peers = vec!["127.0.0.1/32".parse().expect("cidr")];
+        c.allow_peers = vec!["127.0.0.2/32".parse().expect("cidr")];
     })
     .await;
-    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let peer = UdpSocket::bind("127.0.0.2:0").await.expect("bind");
     let peer_addr = peer.local_addr().expect("addr");
     let mut client = Client::new(&turn, "alice", now() + 600).await;
     client.relayed().await;
