@@ -3,7 +3,7 @@
 # (coturn's own load client) against
 #   coturn   Debian's turnserver (use-auth-secret, no quotas or caps);
 #   tandem   the release `tandem serve`'s embedded TURN server (no caps);
-# both relaying to one turnutils_peer echo on 127.0.0.1, with credentials in
+# both relaying to one turnutils_peer echo on 127.0.0.2, with credentials in
 # the same REST-API scheme and secret. Each round runs uclient once per server,
 # alternating: C clients (uclient makes RTP/RTCP pairs) each sending N
 # ChannelData messages of L bytes every Z ms, echoed back through the relay.
@@ -45,6 +45,8 @@ if [ -n "${TANDEM_BIN:-}" ]; then BIN=$TANDEM_BIN; else build_tandem; fi
 WORK=$(mktemp -d)
 SECRET=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 COTURN_PORT=34781 TANDEM_PORT=34782 PEER_PORT=34790
+# Not the relay address: a permission to it reaches only relay ports.
+PEER_IP=127.0.0.2
 cleanup() {
   for name in coturn tandem peer; do
     [ -n "${PID[$name]:-}" ] && kill "${PID[$name]}" 2>/dev/null || true
@@ -60,12 +62,12 @@ turnserver -n --listening-ip 127.0.0.1 --listening-port "$COTURN_PORT" --relay-i
   >"$WORK/coturn.log" 2>&1 &
 PID[coturn]=$!
 TURN_SECRET=$SECRET TANDEM_TURN_LISTEN=127.0.0.1:$TANDEM_PORT TANDEM_TURN_RELAY_IP=127.0.0.1 \
-  TANDEM_TURN_RELAY_PORTS=51000-51999 TANDEM_TURN_ALLOW_PEERS=127.0.0.1/32 \
+  TANDEM_TURN_RELAY_PORTS=51000-51999 TANDEM_TURN_ALLOW_PEERS=127.0.0.2/32 TANDEM_TURN_TCP_MAX_PER_IP=0 \
   TANDEM_TURN_USER_QUOTA=100000 TANDEM_TURN_TOTAL_QUOTA=100000 TANDEM_TURN_MAX_BYTES_PER_SEC=0 \
   TANDEM_LOG=warn "$BIN" serve --addr 127.0.0.1:0 --data-dir "$WORK/data" \
   >"$WORK/tandem.out" 2>"$WORK/tandem.log" &
 PID[tandem]=$!
-turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >"$WORK/peer.log" 2>&1 &
+turnutils_peer -L "$PEER_IP" -p "$PEER_PORT" >"$WORK/peer.log" 2>&1 &
 PID[peer]=$!
 
 # credentials USER: "username password", valid for an hour.
@@ -78,7 +80,7 @@ credentials() {
 for target in coturn:$COTURN_PORT tandem:$TANDEM_PORT; do
   read -r u p < <(credentials warmup)
   for ((i = 0; i < 100; i++)); do
-    out=$(turnutils_uclient -u "$u" -w "$p" -p "${target#*:}" -e 127.0.0.1 -r "$PEER_PORT" \
+    out=$(turnutils_uclient -u "$u" -w "$p" -p "${target#*:}" -e "$PEER_IP" -r "$PEER_PORT" \
       -m 2 -n 1 -l "$LENGTH" -c 127.0.0.1 2>&1 || true)
     grep -q "Total lost packets 0 (" <<<"$out" && break
     sleep 0.2
@@ -97,7 +99,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     before=$(cpu_ticks "${PID[$target]}")
     log="$WORK/$target.$round"
     for ((k = 1; k <= PARALLEL; k++)); do
-      turnutils_uclient $TCP -u "$u" -w "$p" -p "$port" -e 127.0.0.1 -r "$PEER_PORT" \
+      turnutils_uclient $TCP -u "$u" -w "$p" -p "$port" -e "$PEER_IP" -r "$PEER_PORT" \
         -m "$CLIENTS" -n "$MESSAGES" -z "$INTERVAL" -l "$LENGTH" 127.0.0.1 >"$log.$k" 2>&1 &
     done
     wait_ok=1

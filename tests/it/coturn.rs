@@ -17,6 +17,9 @@ use tandem_turn::stun::{Class, Message, MessageBuilder, Method};
 use crate::helpers::{Backend, TestApp};
 
 const SECRET: &str = "correct-horse-turn-secret";
+/// Where `turnutils_peer` listens: not the relay address (127.0.0.1), which
+/// Tandem's relays reach only on relay ports, whatever the allow list says.
+pub(crate) const PEER_IP: &str = "127.0.0.2";
 
 /// Child processes killed when the test ends, however it ends.
 pub(crate) struct Processes(pub(crate) Vec<Child>);
@@ -51,25 +54,22 @@ pub(crate) fn coturn_installed() -> bool {
     found
 }
 
-/// A free UDP port whose next port is free too (`turnutils_peer` uses
+/// A free UDP port on `ip` whose next port is free too (`turnutils_peer` uses
 /// both), below the kernel's ephemeral range and every relay range (49152
 /// and up): no relay allocation or outgoing socket of a test running
 /// alongside can take it between this check and its use.
-pub(crate) fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port(ip: &str) -> u16 {
     loop {
         let port = 20_000 + (rand::random::<u16>() % 5_000) * 2;
-        let pair = (
-            UdpSocket::bind(("127.0.0.1", port)),
-            UdpSocket::bind(("127.0.0.1", port + 1)),
-        );
+        let pair = (UdpSocket::bind((ip, port)), UdpSocket::bind((ip, port + 1)));
         if let (Ok(_), Ok(_)) = pair {
             return port;
         }
     }
 }
 
-/// Sends `request` to `port` until something answers (the process is up).
-pub(crate) fn wait_for_udp(port: u16, request: &[u8], what: &str) -> Vec<u8> {
+/// Sends `request` to `ip`:`port` until something answers (the process is up).
+pub(crate) fn wait_for_udp(ip: &str, port: u16, request: &[u8], what: &str) -> Vec<u8> {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -77,7 +77,7 @@ pub(crate) fn wait_for_udp(port: u16, request: &[u8], what: &str) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 1500];
     loop {
-        socket.send_to(request, ("127.0.0.1", port)).expect("send");
+        socket.send_to(request, (ip, port)).expect("send");
         if let Ok(n) = socket.recv(&mut buf) {
             return buf[..n].to_vec();
         }
@@ -110,12 +110,12 @@ fn start_coturn(dir: &std::path::Path, port: u16) -> Child {
 /// until it answers.
 pub(crate) fn start_peer(port: u16) -> Child {
     let child = Command::new("turnutils_peer")
-        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-L", PEER_IP, "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start turnutils_peer");
-    wait_for_udp(port, b"ping", "turnutils_peer");
+    wait_for_udp(PEER_IP, port, b"ping", "turnutils_peer");
     child
 }
 
@@ -142,7 +142,7 @@ pub(crate) async fn uclient(
     cmd.args(["-u", username, "-w", password, "-p", &port.to_string()])
         .args([
             "-e",
-            "127.0.0.1",
+            PEER_IP,
             "-r",
             &peer.to_string(),
             "-m",
@@ -171,15 +171,15 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let coturn = free_udp_port();
-    let peer = std::iter::repeat_with(free_udp_port)
+    let coturn = free_udp_port("127.0.0.1");
+    let peer = std::iter::repeat_with(|| free_udp_port(PEER_IP))
         .find(|p| p.abs_diff(coturn) > 1)
         .expect("a port");
     let mut processes = Processes(vec![start_coturn(dir.path(), coturn)]);
     let binding = MessageBuilder::new(Method::Binding, Class::Request, [7; 12])
         .build(None, true)
         .expect("binding request");
-    let answer = wait_for_udp(coturn, &binding, "coturn");
+    let answer = wait_for_udp("127.0.0.1", coturn, &binding, "coturn");
     let answer = Message::decode(&answer).expect("coturn answers STUN");
     assert_eq!(
         (answer.method, answer.class),
@@ -191,7 +191,7 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
         c.turn_secret = Some(SecretString::from(SECRET.to_owned()));
         c.turn_listen = Some("127.0.0.1:0".parse().expect("addr"));
         c.turn_relay_ip = Some("127.0.0.1".parse().expect("ip"));
-        c.turn_allow_peers = vec!["127.0.0.1/32".parse().expect("cidr")];
+        c.turn_allow_peers = vec![format!("{PEER_IP}/32").parse().expect("cidr")];
         // turnutils_uclient holds 1.5 allocations per client, and its UDP
         // probe allocations are never released.
         c.turn_user_quota = 64;

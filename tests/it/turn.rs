@@ -383,12 +383,14 @@ async fn user_and_total_quotas_are_enforced() {
 
 #[tokio::test]
 async fn the_bandwidth_cap_drops_what_exceeds_it() {
+    // The peer is on 127.0.0.2: the relay's own address (127.0.0.1)
+    // reaches only relay ports, whatever the allow list says.
     let turn = server(|c| {
         c.bytes_per_sec = 2_000;
-        c.allow_peers = vec!["127.0.0.1/32".parse().expect("cidr")];
+        c.allow_peers = vec!["127.0.0.2/32".parse().expect("cidr")];
     })
     .await;
-    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let peer = UdpSocket::bind("127.0.0.2:0").await.expect("bind");
     let peer_addr = peer.local_addr().expect("addr");
     let mut client = Client::new(&turn, "alice", now() + 600).await;
     client.relayed().await;
@@ -497,4 +499,41 @@ async fn malformed_packets_are_dropped_and_the_server_keeps_serving() {
         .expect("read");
     let answer = Message::decode(&answer[..n]).expect("STUN over TCP");
     assert_eq!(answer.class, Class::Success);
+}
+
+#[tokio::test]
+async fn the_default_user_quota_fits_a_relay_only_call_in_the_largest_room() {
+    // `tandem serve`'s defaults, on loopback, with relay ports of its own.
+    let mut config = tandem_server::config::Config::from_lookup(|_| None).expect("defaults");
+    config.turn_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    config.turn_relay_ip = Some("127.0.0.1".parse().expect("ip"));
+    config.turn_relay_ports = 41500..=41999;
+    let embedded = tandem_server::turn::start(&config)
+        .await
+        .expect("starts")
+        .expect("embedded TURN");
+    let secret = tandem_core::ExposeSecret::expose_secret(&embedded.secret).to_owned();
+    // 50 seats: 49 peer connections, each allocating on the UDP and the
+    // TCP TURN URL. The old default (10) failed past about five people.
+    let full_call = 2 * 49;
+    let minted = credentials::mint(secret.as_bytes(), "student", now() + 600);
+    let mut clients = Vec::new();
+    for _ in 0..full_call {
+        let mut client = Client::with(
+            &embedded.server,
+            minted.username.clone(),
+            minted.password.clone(),
+        )
+        .await;
+        let answer = client.allocate().await;
+        assert_eq!(
+            answer.class,
+            Class::Success,
+            "allocation {}",
+            clients.len() + 1
+        );
+        clients.push(client);
+    }
+    let mut one_more = Client::with(&embedded.server, minted.username, minted.password).await;
+    assert_eq!(error_code(&one_more.allocate().await), Some(486));
 }

@@ -153,10 +153,22 @@ pub struct Config {
     pub turn_allow_peers: Vec<Cidr>,
     /// `TANDEM_TURN_REALM`: the long-term credential realm.
     pub turn_realm: String,
-    /// `TANDEM_TURN_USER_QUOTA`: allocations one user may hold.
+    /// `TANDEM_TURN_USER_QUOTA`: allocations (and EVEN-PORT reservations)
+    /// one user may hold (0: no cap; default sized for a full call, see
+    /// [`crate::turn::DEFAULT_USER_QUOTA`]).
     pub turn_user_quota: u32,
-    /// `TANDEM_TURN_TOTAL_QUOTA`: allocations the server holds at most.
+    /// `TANDEM_TURN_TOTAL_QUOTA`: allocations the server holds at most (0: no cap).
     pub turn_total_quota: u32,
+    /// `TANDEM_TURN_TCP_AUTH_TIMEOUT`: a TCP client that has not
+    /// authenticated this long after connecting is disconnected.
+    pub turn_tcp_auth_timeout: Duration,
+    /// `TANDEM_TURN_TCP_IDLE_TIMEOUT`: a TCP connection without an
+    /// allocation is closed after this long without a complete message.
+    pub turn_tcp_idle_timeout: Duration,
+    /// `TANDEM_TURN_TCP_MAX_PER_IP`: TCP connections one client IP may hold (0: no cap).
+    pub turn_tcp_max_per_ip: u32,
+    /// `TANDEM_TURN_TCP_MAX_CONNECTIONS`: TCP connections the TURN server holds at most.
+    pub turn_tcp_max_connections: u32,
     /// `TANDEM_TURN_MAX_BYTES_PER_SEC`: relay bandwidth of one allocation
     /// (0: unlimited).
     pub turn_bytes_per_sec: u64,
@@ -398,8 +410,24 @@ impl Config {
             turn_realm: env
                 .get("TANDEM_TURN_REALM")
                 .unwrap_or_else(|| "tandem".into()),
-            turn_user_quota: env.count("TANDEM_TURN_USER_QUOTA", "10")?,
-            turn_total_quota: env.count("TANDEM_TURN_TOTAL_QUOTA", "1000")?,
+            turn_user_quota: env.parse(
+                "TANDEM_TURN_USER_QUOTA",
+                &crate::turn::DEFAULT_USER_QUOTA.to_string(),
+                "expected a number of allocations (0: no cap)",
+            )?,
+            turn_total_quota: env.parse(
+                "TANDEM_TURN_TOTAL_QUOTA",
+                "1000",
+                "expected a number of allocations (0: no cap)",
+            )?,
+            turn_tcp_auth_timeout: env.duration("TANDEM_TURN_TCP_AUTH_TIMEOUT", "10s")?,
+            turn_tcp_idle_timeout: env.duration("TANDEM_TURN_TCP_IDLE_TIMEOUT", "30s")?,
+            turn_tcp_max_per_ip: env.parse(
+                "TANDEM_TURN_TCP_MAX_PER_IP",
+                "128",
+                "expected a number of connections (0: no cap)",
+            )?,
+            turn_tcp_max_connections: env.count("TANDEM_TURN_TCP_MAX_CONNECTIONS", "2000")?,
             turn_bytes_per_sec: env.parse(
                 "TANDEM_TURN_MAX_BYTES_PER_SEC",
                 "1250000",
@@ -622,10 +650,31 @@ mod tests {
             ("TANDEM_TURN_RELAY_PORTS", "0-10"),
             ("TANDEM_TURN_ALLOW_PEERS", "10.0.0.0/40"),
             ("TANDEM_TURN_RELAY_IP", "turn.example.org"),
+            ("TANDEM_TURN_USER_QUOTA", "-1"),
+            ("TANDEM_TURN_TCP_AUTH_TIMEOUT", "0"),
+            ("TANDEM_TURN_TCP_MAX_CONNECTIONS", "0"),
         ] {
             let err = config(&[(name, bad)]).expect_err(bad);
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn turn_quotas_fit_a_full_call_and_zero_means_no_cap() {
+        let c = config(&[]).expect("defaults");
+        // Every other seat of the largest room, once per TURN URL.
+        assert_eq!(c.turn_user_quota, 2 * (50 - 1));
+        assert_eq!(c.turn_tcp_auth_timeout, Duration::from_secs(10));
+        assert_eq!(c.turn_tcp_max_per_ip, 128);
+        let c = config(&[
+            ("TANDEM_TURN_USER_QUOTA", "0"),
+            ("TANDEM_TURN_TOTAL_QUOTA", "0"),
+            ("TANDEM_TURN_TCP_MAX_PER_IP", "0"),
+            ("TANDEM_TURN_TCP_IDLE_TIMEOUT", "2m"),
+        ])
+        .expect("0 is documented as no cap");
+        assert_eq!((c.turn_user_quota, c.turn_total_quota), (0, 0));
+        assert_eq!(c.turn_tcp_idle_timeout, Duration::from_secs(120));
     }
 
     #[test]

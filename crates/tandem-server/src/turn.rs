@@ -8,6 +8,16 @@ use tandem_core::{ExposeSecret, SecretString};
 use tandem_turn::server::{TurnConfig, TurnServer, detect_relay_ip};
 
 use crate::Config;
+use crate::routes::study_sessions::MAX_SEATS;
+
+/// The transports of the embedded server's `turn:` URLs, each a TURN URL
+/// handed to browsers.
+pub const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
+
+/// Allocations one user may hold by default: in a relay-only mesh call each
+/// participant has a peer connection to every other seat of the largest
+/// room, and each peer connection allocates once per TURN URL.
+pub const DEFAULT_USER_QUOTA: u32 = TRANSPORTS.len() as u32 * (MAX_SEATS.unsigned_abs() - 1);
 
 /// A running embedded TURN server and the secret its credentials use.
 #[derive(Debug)]
@@ -48,6 +58,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Option<EmbeddedTurn>> {
         user_quota: config.turn_user_quota as usize,
         total_quota: config.turn_total_quota as usize,
         bytes_per_sec: config.turn_bytes_per_sec,
+        tcp_auth_timeout: config.turn_tcp_auth_timeout,
+        tcp_idle_timeout: config.turn_tcp_idle_timeout,
+        tcp_max_per_ip: config.turn_tcp_max_per_ip as usize,
+        tcp_max_connections: config.turn_tcp_max_connections as usize,
         ..TurnConfig::new(secret.expose_secret().as_bytes().to_vec())
     };
     let server = TurnServer::start(turn).await.with_context(|| {

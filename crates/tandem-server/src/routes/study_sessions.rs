@@ -63,8 +63,8 @@ pub async fn create(
     let description = errors.check("description", validate::text(&req.description, 2000));
     errors.check("starts_at", schedule_start(req.starts_at, now));
     errors.check("ends_at", schedule_end(req.starts_at, req.ends_at));
-    if !(2..=50).contains(&req.capacity) {
-        errors.check::<()>("capacity", Err("Use 2 to 50 seats.".into()));
+    if !(2..=MAX_SEATS).contains(&req.capacity) {
+        errors.check::<()>("capacity", Err(format!("Use 2 to {MAX_SEATS} seats.")));
     }
     errors.finish()?;
     let (Some(title), Some(subject), Some(description)) = (title, subject, description) else {
@@ -96,6 +96,10 @@ pub async fn create(
     reads::session_changed(&app, &[owner]).await;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
+
+/// Most seats a session (and so its video call) may have; the TURN
+/// server's default per-user quota is sized from it.
+pub const MAX_SEATS: i32 = 50;
 
 fn schedule_start(start: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
     if start < now - Duration::minutes(5) {

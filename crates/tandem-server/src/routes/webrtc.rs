@@ -65,7 +65,7 @@ pub async fn ice_servers(
         if stun_urls.is_empty() {
             stun_urls.push(format!("stun:{host}:{port}"));
         }
-        turn_urls = ["udp", "tcp"]
+        turn_urls = crate::turn::TRANSPORTS
             .iter()
             .map(|t| format!("turn:{host}:{port}?transport={t}"))
             .collect();

@@ -11,6 +11,8 @@ mod allocation;
 mod link;
 mod nonce;
 pub mod policy;
+mod table;
+mod tcp;
 mod turn;
 
 use std::io;
@@ -19,12 +21,10 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
-use crate::stun::{PacketKind, frame_len, packet_kind};
+use crate::stun::{PacketKind, packet_kind};
 use link::{ClientKey, Link, Transport};
 use policy::Cidr;
 use turn::Server;
@@ -46,9 +46,11 @@ pub struct TurnConfig {
     /// Networks relays may reach despite the deny list (e.g. 127.0.0.1/32
     /// for tests with a local peer).
     pub allow_peers: Vec<Cidr>,
-    /// Allocations one user may hold at once.
+    /// Allocations one user may hold at once, EVEN-PORT reservations
+    /// included (0 = no cap).
     pub user_quota: usize,
-    /// Allocations the server holds at most.
+    /// Allocations the server holds at most, EVEN-PORT reservations
+    /// included (0 = no cap).
     pub total_quota: usize,
     /// Bytes per second one allocation may relay, both directions together
     /// (0 = unlimited).
@@ -57,6 +59,17 @@ pub struct TurnConfig {
     pub nonce_lifetime: Duration,
     /// Longest allocation lifetime a client may ask for.
     pub max_lifetime: Duration,
+    /// Time a TCP client has from connecting to its first authenticated
+    /// request; then the connection is closed.
+    pub tcp_auth_timeout: Duration,
+    /// A TCP connection without an allocation is closed after this long
+    /// without a complete message.
+    pub tcp_idle_timeout: Duration,
+    /// TCP connections one client IP may hold (0 = no cap).
+    pub tcp_max_per_ip: usize,
+    /// TCP connections the server holds at most; when full, the oldest
+    /// one that has not authenticated makes room for a newcomer.
+    pub tcp_max_connections: usize,
 }
 
 impl std::fmt::Debug for TurnConfig {
@@ -71,6 +84,10 @@ impl std::fmt::Debug for TurnConfig {
             .field("user_quota", &self.user_quota)
             .field("total_quota", &self.total_quota)
             .field("bytes_per_sec", &self.bytes_per_sec)
+            .field("tcp_auth_timeout", &self.tcp_auth_timeout)
+            .field("tcp_idle_timeout", &self.tcp_idle_timeout)
+            .field("tcp_max_per_ip", &self.tcp_max_per_ip)
+            .field("tcp_max_connections", &self.tcp_max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +95,9 @@ impl std::fmt::Debug for TurnConfig {
 impl TurnConfig {
     /// Defaults around a secret: all interfaces on 3478, relays on the
     /// address [`detect_relay_ip`] finds, ports 49152–65535, 10 allocations
-    /// per user, 1,000 in all, 1.25 MB/s (10 Mbit/s) each.
+    /// per user, 1,000 in all, 1.25 MB/s (10 Mbit/s) each; TCP clients
+    /// authenticate within 10 s, idle out after 30 s without an allocation,
+    /// and hold at most 128 connections per IP and 2,000 in all.
     pub fn new(secret: Vec<u8>) -> Self {
         Self {
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 3478)),
@@ -92,6 +111,10 @@ impl TurnConfig {
             bytes_per_sec: 1_250_000,
             nonce_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
+            tcp_auth_timeout: Duration::from_secs(10),
+            tcp_idle_timeout: Duration::from_secs(30),
+            tcp_max_per_ip: 128,
+            tcp_max_connections: 2000,
         }
     }
 }
@@ -115,35 +138,38 @@ pub struct TurnServer {
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
     server: Arc<Server>,
+    gate: Arc<tcp::Gate>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// Socket buffer size asked of the kernel for the listener and relays (it
 /// caps the request at `net.core.rmem_max`).
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Closes TCP connections that have no allocation after this long idle.
-const IDLE_TCP: Duration = Duration::from_secs(30);
-/// Largest frame a TCP client may send: a maximal STUN message.
-const MAX_FRAME: usize = 20 + 65_535;
 
 impl TurnServer {
     /// Binds the listeners and starts serving.
     pub async fn start(config: TurnConfig) -> io::Result<Self> {
-        let (udp, tcp) = bind_listeners(config.listen)?;
+        let (udp, listener) = bind_listeners(config.listen, &config.relay_ports)?;
         let udp = Arc::new(udp);
-        let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+        let (udp_addr, tcp_addr) = (udp.local_addr()?, listener.local_addr()?);
+        let gate = tcp::Gate::new(config.tcp_max_per_ip, config.tcp_max_connections);
         let server = Arc::new(Server::new(config));
         let mut tasks = vec![tokio::spawn(server.clone().sweep())];
         let readers = std::thread::available_parallelism().map_or(1, usize::from);
         for _ in 0..readers {
             tasks.push(tokio::spawn(serve_udp(server.clone(), udp.clone())));
         }
-        tasks.push(tokio::spawn(serve_tcp(server.clone(), tcp)));
+        tasks.push(tokio::spawn(tcp::serve(
+            server.clone(),
+            listener,
+            gate.clone(),
+        )));
         tracing::info!(%udp_addr, %tcp_addr, relay_ip = %server.config().relay_ip, "TURN server listening");
         Ok(Self {
             udp_addr,
             tcp_addr,
             server,
+            gate,
             tasks,
         })
     }
@@ -161,6 +187,16 @@ impl TurnServer {
     /// Live allocations.
     pub fn allocations(&self) -> usize {
         self.server.allocation_count()
+    }
+
+    /// Ports held for EVEN-PORT reservations.
+    pub fn reservations(&self) -> usize {
+        self.server.reservation_count()
+    }
+
+    /// Open TCP connections.
+    pub fn tcp_connections(&self) -> usize {
+        self.gate.len()
     }
 
     /// Stops listening and ends every allocation.
@@ -189,12 +225,27 @@ pub(crate) fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// UDP and TCP listeners on the same port (for port 0, one free for both).
-fn bind_listeners(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+/// UDP and TCP listeners on the same port (for port 0, one free for both
+/// and outside the relay ports, which a permission to the relay's own
+/// address reaches).
+fn bind_listeners(
+    listen: SocketAddr,
+    relay_ports: &RangeInclusive<u16>,
+) -> io::Result<(UdpSocket, TcpListener)> {
+    if relay_ports.contains(&listen.port()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the listen port lies inside the relay port range",
+        ));
+    }
     let mut last = None;
-    for _ in 0..16 {
+    for _ in 0..64 {
         let udp = udp_socket(listen)?;
         let port = udp.local_addr()?.port();
+        if relay_ports.contains(&port) {
+            last = Some(io::Error::other("port 0 picked a relay port"));
+            continue;
+        }
         let tcp = std::net::TcpListener::bind(SocketAddr::new(listen.ip(), port));
         match tcp {
             Ok(tcp) => {
@@ -231,69 +282,4 @@ async fn serve_udp(server: Arc<Server>, socket: Arc<UdpSocket>) {
             None => server.malformed(),
         }
     }
-}
-
-async fn serve_tcp(server: Arc<Server>, listener: TcpListener) {
-    let slots = Arc::new(Semaphore::new(
-        server.config().total_quota.saturating_mul(2).max(16),
-    ));
-    loop {
-        let Ok((stream, from)) = listener.accept().await else {
-            continue;
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%from, "TURN: too many TCP connections; refusing one");
-            continue;
-        };
-        let server = server.clone();
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            serve_connection(&server, stream, from).await;
-            drop(slot);
-        });
-    }
-}
-
-/// One TCP client: frames in (STUN or ChannelData, RFC 8656 §12.5), and
-/// out through the shared write half.
-async fn serve_connection(server: &Arc<Server>, stream: TcpStream, from: SocketAddr) {
-    let client = ClientKey {
-        transport: Transport::Tcp,
-        addr: from,
-    };
-    let (mut reader, writer) = stream.into_split();
-    let link = Link::Stream(Arc::new(Mutex::new(writer)));
-    let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
-    'connection: loop {
-        let read = tokio::time::timeout(IDLE_TCP, reader.read(&mut chunk)).await;
-        let n = match read {
-            Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(n)) => n,
-            Err(_) if server.has_allocation(client) => continue,
-            Err(_) => break,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let mut at = 0;
-        while let Some(len) = buf.get(at..).and_then(frame_len) {
-            if len > MAX_FRAME {
-                break 'connection;
-            }
-            let Some(frame) = buf.get(at..at + len) else {
-                break;
-            };
-            match packet_kind(frame) {
-                Some(PacketKind::Stun) => server.on_stun(frame, client, &link).await,
-                Some(PacketKind::ChannelData) => server.on_channel_data(frame, client).await,
-                None => break 'connection,
-            }
-            at += len;
-        }
-        if buf.len() - at >= 4 && buf.get(at..).and_then(frame_len).is_none() {
-            server.malformed();
-            break; // not STUN, not ChannelData: the stream is out of sync
-        }
-        buf.drain(..at);
-    }
-    server.end(client);
 }

@@ -5,8 +5,11 @@
 //! private network behind it, or to a cloud metadata endpoint. coturn leaves
 //! this to `denied-peer-ip` lines an operator may forget; here it is the
 //! default. Special-purpose ranges are refused unless an operator lists them
-//! in `allow`, and the server's own relay ports are always reachable so two
-//! relay-only browsers on one server can talk.
+//! in `allow`. The server's own addresses (the relay address, and the listen
+//! address when it is a specific one) reach only the relay ports, whatever
+//! the lists say: two relay-only browsers on one server can talk, but no
+//! permission reaches the TURN listener or another service on the host, even
+//! when the relay address is public or inside an allowed network.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -118,8 +121,9 @@ const DENIED: &[Cidr] = &[
 pub struct PeerPolicy {
     /// Networks allowed even though they are in the deny list.
     pub allow: Vec<Cidr>,
-    /// The address relays are bound to.
-    pub relay_ip: IpAddr,
+    /// The server's own addresses (the relay address, the listen address):
+    /// only their relay ports are reachable.
+    pub own: Vec<IpAddr>,
     /// The port range relays use.
     pub relay_ports: RangeInclusive<u16>,
 }
@@ -135,11 +139,12 @@ impl PeerPolicy {
     /// permission is installed, checked per packet with [`Reach::permits`].
     pub fn reach(&self, ip: IpAddr) -> Reach {
         let ip = canonical(ip);
+        if self.own.iter().any(|own| canonical(*own) == ip) {
+            return Reach::RelayPorts;
+        }
         let listed = self.allow.iter().any(|c| c.contains(ip));
         if listed || (!DENIED.iter().any(|c| c.contains(ip)) && !ip.is_unspecified()) {
             Reach::Any
-        } else if ip == canonical(self.relay_ip) {
-            Reach::RelayPorts
         } else {
             Reach::None
         }
@@ -151,8 +156,8 @@ impl PeerPolicy {
 pub enum Reach {
     /// Every port.
     Any,
-    /// Only the relay port range: the address is the server's own relay
-    /// address in a denied range (e.g. 127.0.0.1 in a one-machine setup).
+    /// Only the relay port range: the address is one of the server's own
+    /// (e.g. 127.0.0.1 in a one-machine setup, or a public relay address).
     RelayPorts,
     /// Nothing: a permission is refused with 403.
     None,
@@ -196,7 +201,7 @@ mod tests {
     fn policy(allow: &[&str]) -> PeerPolicy {
         PeerPolicy {
             allow: allow.iter().map(|c| c.parse().expect("cidr")).collect(),
-            relay_ip: "203.0.113.10".parse().expect("ip"),
+            own: vec!["203.0.113.10".parse().expect("ip")],
             relay_ports: 49152..=49200,
         }
     }
@@ -244,13 +249,31 @@ mod tests {
     #[test]
     fn own_relay_ports_are_reachable_but_not_other_ports() {
         let p = PeerPolicy {
-            relay_ip: "127.0.0.1".parse().expect("ip"),
+            own: vec!["127.0.0.1".parse().expect("ip")],
             ..policy(&[])
         };
         assert!(p.permits(addr("127.0.0.1:49160")));
         assert!(!p.permits(addr("127.0.0.1:6379")), "Redis on loopback");
         assert_eq!(p.reach("127.0.0.1".parse().expect("ip")), Reach::RelayPorts);
         assert_eq!(p.reach("127.0.0.2".parse().expect("ip")), Reach::None);
+    }
+
+    #[test]
+    fn a_public_or_allowed_own_address_reaches_only_relay_ports() {
+        // 203.0.113.10 is outside every denied range: a public relay IP.
+        let p = policy(&["203.0.113.0/24"]);
+        for own in ["203.0.113.10", "::ffff:203.0.113.10"] {
+            assert_eq!(p.reach(own.parse().expect("ip")), Reach::RelayPorts);
+        }
+        assert!(p.permits(addr("203.0.113.10:49160")));
+        for port in [3478, 22, 6379, 5432] {
+            let peer = SocketAddr::new("203.0.113.10".parse().expect("ip"), port);
+            assert!(!p.permits(peer), "{peer}");
+        }
+        assert!(
+            p.permits(addr("203.0.113.11:3478")),
+            "a neighbour is a peer"
+        );
     }
 
     #[test]

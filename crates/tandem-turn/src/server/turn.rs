@@ -2,7 +2,6 @@
 //! CreatePermission, ChannelBind, Send and ChannelData from clients, Data
 //! and ChannelData towards them, and expiry.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,6 +13,7 @@ use super::allocation::{Allocation, BindError, NewAllocation, State};
 use super::link::{ClientKey, Link};
 use super::nonce::Nonces;
 use super::policy::{PeerPolicy, Reach};
+use super::table::{Over, Reservation, Table};
 use super::{TurnConfig, udp_socket};
 use crate::binding;
 use crate::credentials::{self, CredentialError};
@@ -64,19 +64,6 @@ impl Stats {
     fn refused(reason: &'static str) {
         metrics::counter!("tandem_turn_refused_total", "reason" => reason).increment(1);
     }
-}
-
-/// A port held back for the second allocation of an RTP/RTCP pair.
-struct Reservation {
-    socket: std::net::UdpSocket,
-    expires: Instant,
-}
-
-#[derive(Default)]
-struct Table {
-    allocations: HashMap<ClientKey, Arc<Allocation>>,
-    per_user: HashMap<String, usize>,
-    reservations: HashMap<[u8; 8], Reservation>,
 }
 
 /// Who sent an authenticated request.
@@ -154,9 +141,14 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     pub(super) fn new(config: TurnConfig) -> Self {
+        let mut own: Vec<_> = [config.relay_ip, config.listen.ip()]
+            .into_iter()
+            .filter(|ip| !ip.is_unspecified())
+            .collect();
+        own.dedup();
         let policy = PeerPolicy {
             allow: config.allow_peers.clone(),
-            relay_ip: config.relay_ip,
+            own,
             relay_ports: config.relay_ports.clone(),
         };
         let nonces = Nonces::new(rand::random(), config.nonce_lifetime.as_secs().max(1));
@@ -189,6 +181,10 @@ impl Server {
         self.table().allocations.len()
     }
 
+    pub(super) fn reservation_count(&self) -> usize {
+        self.table().reservations.len()
+    }
+
     pub(super) fn malformed(&self) {
         self.stats.malformed.increment(1);
     }
@@ -204,12 +200,7 @@ impl Server {
 
     fn release(table: &mut Table, allocation: &Allocation) {
         allocation.stop();
-        if let Some(n) = table.per_user.get_mut(&allocation.user) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                table.per_user.remove(&allocation.user);
-            }
-        }
+        table.uncharge(&allocation.user);
     }
 
     /// Ends every allocation (shutdown).
@@ -221,6 +212,7 @@ impl Server {
         }
         self.stats.allocations.decrement(all.len() as f64);
         table.reservations.clear();
+        table.per_user.clear();
     }
 
     /// Every second: ends expired allocations and drops stale reservations.
@@ -243,50 +235,74 @@ impl Server {
                     self.stats.allocations.decrement(1.0);
                 }
             }
-            table.reservations.retain(|_, r| r.expires > now);
+            let stale: Vec<[u8; 8]> = table
+                .reservations
+                .iter()
+                .filter(|(_, r)| r.expires <= now)
+                .map(|(token, _)| *token)
+                .collect();
+            for token in stale {
+                table.take_reservation(&token);
+            }
         }
     }
 
-    /// One STUN message from a client.
-    pub(super) async fn on_stun(self: &Arc<Self>, raw: &[u8], client: ClientKey, link: &Link) {
+    /// One STUN message from a client; `true` when it was a request whose
+    /// credentials checked out (the client has authenticated).
+    pub(super) async fn on_stun(
+        self: &Arc<Self>,
+        raw: &[u8],
+        client: ClientKey,
+        link: &Link,
+    ) -> bool {
         let Ok(message) = Message::decode(raw) else {
             self.malformed();
-            return;
+            return false;
         };
         match (message.method, message.class) {
             (Method::Binding, Class::Request) => {
                 if let Some(answer) = binding::answer(raw, client.addr) {
                     link.send(answer).await;
                 }
+                false
             }
-            (Method::Send, Class::Indication) => self.on_send(&message, client).await,
+            (Method::Send, Class::Indication) => {
+                self.on_send(&message, client).await;
+                false
+            }
             (
                 Method::Allocate | Method::Refresh | Method::CreatePermission | Method::ChannelBind,
                 Class::Request,
             ) => {
-                let reply = self.on_request(raw, &message, client, link);
+                let (reply, authenticated) = match self.on_request(raw, &message, client) {
+                    Ok(auth) => (self.on_authenticated(&message, client, link, auth), true),
+                    Err(reply) => (reply, false),
+                };
                 link.send(reply.encode(&message)).await;
+                authenticated
             }
-            _ => {}
+            _ => false,
         }
     }
 
-    fn on_request(
+    /// Checks a request's attributes and credentials.
+    fn on_request(&self, raw: &[u8], message: &Message, client: ClientKey) -> Result<Auth, Reply> {
+        let unknown = message.unknown_comprehension_required();
+        if !unknown.is_empty() {
+            return Err(Reply::error(420, "Unknown Attribute", None)
+                .with(Attribute::UnknownAttributes(unknown)));
+        }
+        self.authenticate(raw, message, client)
+    }
+
+    /// Answers an authenticated request.
+    fn on_authenticated(
         self: &Arc<Self>,
-        raw: &[u8],
         message: &Message,
         client: ClientKey,
         link: &Link,
+        auth: Auth,
     ) -> Reply {
-        let unknown = message.unknown_comprehension_required();
-        if !unknown.is_empty() {
-            return Reply::error(420, "Unknown Attribute", None)
-                .with(Attribute::UnknownAttributes(unknown));
-        }
-        let auth = match self.authenticate(raw, message, client) {
-            Ok(auth) => auth,
-            Err(reply) => return reply,
-        };
         if message.method == Method::Allocate {
             return self.allocate(message, client, link, auth);
         }
@@ -442,30 +458,32 @@ impl Server {
         {
             return Reply::error(440, "Address Family not Supported", key);
         }
-        if table.allocations.len() >= self.config.total_quota {
-            Stats::refused("quota_total");
-            return Reply::error(508, "Insufficient Capacity", key);
-        }
         let user = auth
             .username
             .split_once(':')
             .map_or(auth.username.as_str(), |(_, user)| user)
             .to_owned();
-        if table.per_user.get(&user).copied().unwrap_or(0) >= self.config.user_quota {
-            Stats::refused("quota_user");
-            return Reply::error(486, "Allocation Quota Reached", key);
+        let quotas = (self.config.user_quota, self.config.total_quota);
+        match table.check_quotas(&user, token, even, quotas) {
+            Ok(()) => {}
+            Err(Over::User) => {
+                Stats::refused("quota_user");
+                return Reply::error(486, "Allocation Quota Reached", key);
+            }
+            Err(Over::Total) => {
+                Stats::refused("quota_total");
+                return Reply::error(508, "Insufficient Capacity", key);
+            }
         }
         let Some(lifetime) = self.lifetime(message) else {
             return Reply::error(400, "Bad Request", key);
         };
         let now = Instant::now();
         let (socket, reserved) = match (token, even) {
-            (Some(Attribute::ReservationToken(token)), _) => {
-                match table.reservations.remove(token) {
-                    Some(r) => (r.socket, None),
-                    None => return Reply::error(508, "Insufficient Capacity", key),
-                }
-            }
+            (Some(Attribute::ReservationToken(token)), _) => match table.take_reservation(token) {
+                Some(r) => (r.socket, None),
+                None => return Reply::error(508, "Insufficient Capacity", key),
+            },
             (_, Some(Attribute::EvenPort(reserve))) => match self.bind_even(*reserve) {
                 Some(pair) => pair,
                 None => return Reply::error(508, "Insufficient Capacity", key),
@@ -481,9 +499,11 @@ impl Server {
                 token,
                 Reservation {
                     socket,
+                    user: user.clone(),
                     expires: now + RESERVATION_LIFETIME,
                 },
             );
+            table.charge(&user);
             token
         });
         let (relay, relay_addr) = match socket
@@ -509,7 +529,7 @@ impl Server {
         let task = tokio::spawn(self.clone().relay_to_client(allocation.clone()));
         allocation.attach(task.abort_handle());
         table.allocations.insert(client, allocation);
-        *table.per_user.entry(user).or_insert(0) += 1;
+        table.charge(&user);
         self.stats.allocations.increment(1.0);
         self.stats.allocations_total.increment(1);
         Reply {

@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 
+mod mutation;
 mod vectors;
 use vectors::{IPV4_RESPONSE, IPV6_RESPONSE, LONG_TERM_REQUEST, SAMPLE_REQUEST};
 
