@@ -158,7 +158,7 @@ async fn avatars_are_cleaned_stored_and_resized_on_request() {
         assert_eq!(res.status(), StatusCode::OK, "{options}");
         assert_eq!(
             res.headers()[header::CACHE_CONTROL],
-            "public, max-age=31536000, immutable"
+            "public, max-age=86400"
         );
         if options.contains("auto") {
             assert_eq!(res.headers()[header::VARY], "Accept");

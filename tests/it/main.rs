@@ -15,6 +15,8 @@ mod cache;
 mod conformance;
 mod coturn;
 mod images;
+mod images_hostile;
+mod images_pool;
 mod jobs_api;
 pub mod multi_instance;
 mod queue;

@@ -227,7 +227,10 @@ impl Options {
     }
 
     /// A canonical spelling, the same for every equivalent request (the
-    /// variant's cache key, with the source and the negotiated format).
+    /// variant's cache key, with the source and the negotiated format), so
+    /// spellings that make the same image share one stored variant: the
+    /// fits that cannot differ for the sides given are one, and PNG, being
+    /// lossless, has no quality.
     pub fn canonical(&self) -> String {
         let mut s = String::new();
         if let Some(w) = self.width {
@@ -236,13 +239,24 @@ impl Options {
         if let Some(h) = self.height {
             s.push_str(&format!("h={h},"));
         }
-        s.push_str(&format!(
-            "fit={},q={},f={}",
-            self.fit.name(),
-            self.quality,
-            self.format.name()
-        ));
+        s.push_str(&format!("fit={}", self.effective_fit().name()));
+        if self.format != OutputFormat::Png {
+            s.push_str(&format!(",q={}", self.quality));
+        }
+        s.push_str(&format!(",f={}", self.format.name()));
         s
+    }
+
+    /// The fit that gives the same image: with no box every fit keeps the
+    /// source's size; with one side, `cover` and `pad` scale like `contain`
+    /// and `crop` like `scale-down`.
+    fn effective_fit(&self) -> Fit {
+        match (self.width, self.height, self.fit) {
+            (Some(_), Some(_), fit) => fit,
+            (None, None, _) => Fit::ScaleDown,
+            (_, _, Fit::Contain | Fit::Cover | Fit::Pad) => Fit::Contain,
+            (_, _, Fit::ScaleDown | Fit::Crop) => Fit::ScaleDown,
+        }
     }
 }
 
@@ -302,5 +316,27 @@ mod tests {
         assert!(Options::parse("fit=stretch", &p).is_err());
         assert!(Options::parse("format=gif", &p).is_err());
         assert!(Options::parse("width", &p).is_err());
+    }
+
+    #[test]
+    fn equivalent_requests_share_a_key() {
+        let p = Policy::default();
+        let key = |t: &str| Options::parse(t, &p).expect("valid").canonical();
+        // PNG is lossless: quality makes no difference.
+        assert_eq!(
+            key("w=256,f=png,q=50"),
+            key("width=256,format=png,quality=90")
+        );
+        assert_ne!(key("w=256,f=webp,q=50"), key("w=256,f=webp,q=90"));
+        // With one side, cover and pad scale like contain, crop like scale-down.
+        assert_eq!(key("w=256,fit=cover"), key("w=256,fit=contain"));
+        assert_eq!(key("w=256,fit=pad"), key("w=256,fit=contain"));
+        assert_eq!(key("h=256,fit=crop"), key("h=256"));
+        assert_eq!(key("fit=pad"), key(""));
+        assert_ne!(key("w=256,h=256,fit=cover"), key("w=256,h=256,fit=contain"));
+        // dpr folds into the sizes.
+        assert_eq!(key("w=128,dpr=2"), key("w=256"));
+        // Options Cloudflare's loaders send that change nothing.
+        assert_eq!(key("w=256,anim=false,metadata=none"), key("w=256"));
     }
 }

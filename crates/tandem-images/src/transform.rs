@@ -1,13 +1,18 @@
-//! Decoding under limits, resizing, and encoding one variant.
-
-use std::io::Cursor;
+//! Resizing and encoding one variant, within the limits checked by
+//! [`crate::decode`] and [`crate::geometry`] before anything is allocated.
 
 use fast_image_resize as fr;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::ImageFormat;
 
+use crate::decode::{decode_probed, probe};
+use crate::geometry::plan;
 use crate::options::{Fit, Options, OutputFormat};
 
-/// What a source may be.
+fn corrupt(e: impl std::fmt::Display) -> TransformError {
+    TransformError::Corrupt(e.to_string())
+}
+
+/// What a source may be, and what may be made of it.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest encoded source.
@@ -17,15 +22,26 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Largest side.
     pub max_side: u32,
+    /// Largest output, in pixels (checked before anything is allocated).
+    pub max_output_pixels: u64,
+    /// Largest output side.
+    pub max_output_side: u32,
+    /// Largest AVIF output, in pixels: its encoder takes seconds of a core
+    /// per megapixel and cannot be stopped once started.
+    pub max_avif_pixels: u64,
 }
 
 impl Default for Limits {
-    /// 20 MB, 40 megapixels, 12,000 px a side.
+    /// Sources: 20 MB, 40 megapixels, 12,000 px a side. Outputs: 16
+    /// megapixels, 8,192 px a side; AVIF 1 megapixel.
     fn default() -> Self {
         Self {
             max_bytes: 20 << 20,
             max_pixels: 40_000_000,
             max_side: 12_000,
+            max_output_pixels: 16 << 20,
+            max_output_side: 8192,
+            max_avif_pixels: 1 << 20,
         }
     }
 }
@@ -46,6 +62,34 @@ pub enum TransformError {
         width: u32,
         /// Declared height.
         height: u32,
+    },
+    /// The requested output is over the output limits.
+    #[error(
+        "the result would be {width}x{height} pixels, over the limit of {max_pixels} pixels \
+         and {max_side} a side; ask for a smaller width or height, or fit=scale-down"
+    )]
+    OutputTooLarge {
+        /// Output width asked for.
+        width: u64,
+        /// Output height asked for.
+        height: u64,
+        /// The pixel budget.
+        max_pixels: u64,
+        /// The side cap.
+        max_side: u32,
+    },
+    /// The requested AVIF output is over the AVIF limit.
+    #[error(
+        "AVIF images are made up to {max_pixels} pixels and this one would be \
+         {width}x{height}; ask for a smaller size, or format=webp"
+    )]
+    AvifTooLarge {
+        /// Output width asked for.
+        width: u64,
+        /// Output height asked for.
+        height: u64,
+        /// The AVIF pixel budget.
+        max_pixels: u64,
     },
     /// Animated GIF, WebP or PNG.
     #[error("animated images are not supported")]
@@ -89,20 +133,6 @@ pub fn content_type(format: OutputFormat) -> &'static str {
     }
 }
 
-fn corrupt(e: impl std::fmt::Display) -> TransformError {
-    TransformError::Corrupt(e.to_string())
-}
-
-/// The source's real format, from its first bytes.
-pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
-    match image::guess_format(bytes).ok()? {
-        f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif) => {
-            Some(f)
-        }
-        _ => None,
-    }
-}
-
 /// The `Content-Type` of an encoded variant, from its first bytes.
 pub fn variant_type(bytes: &[u8]) -> Option<&'static str> {
     match image::guess_format(bytes).ok()? {
@@ -135,121 +165,6 @@ pub fn resolve_format(
         (false, true) => OutputFormat::Png,
         (false, false) => OutputFormat::Jpeg,
     }
-}
-
-/// Checks type, size, pixel count and animation, then decodes with the
-/// EXIF orientation applied.
-pub fn decode(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, TransformError> {
-    if bytes.len() > limits.max_bytes {
-        return Err(TransformError::TooLarge(limits.max_bytes));
-    }
-    let format = sniff(bytes).ok_or(TransformError::Unsupported)?;
-    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(corrupt)?;
-    if u64::from(width) * u64::from(height) > limits.max_pixels
-        || width > limits.max_side
-        || height > limits.max_side
-    {
-        return Err(TransformError::TooManyPixels { width, height });
-    }
-    if animated(bytes, format)? {
-        return Err(TransformError::Animated);
-    }
-    if format == ImageFormat::Jpeg {
-        return decode_jpeg(bytes, limits);
-    }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut image_limits = image::Limits::default();
-    image_limits.max_image_width = Some(limits.max_side);
-    image_limits.max_image_height = Some(limits.max_side);
-    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
-    reader.limits(image_limits);
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
-    let orientation = decoder.orientation().map_err(corrupt)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    image.apply_orientation(orientation);
-    Ok(image)
-}
-
-/// JPEG straight through zune-jpeg into RGB (about 15 % faster than
-/// through `image`'s generic reader), the EXIF orientation read by `image`.
-fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, TransformError> {
-    use zune_core::{colorspace::ColorSpace, options::DecoderOptions};
-    let orientation = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
-        .and_then(|mut d| d.orientation())
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let options = DecoderOptions::default()
-        .set_max_width(limits.max_side as usize)
-        .set_max_height(limits.max_side as usize)
-        .jpeg_set_out_colorspace(ColorSpace::RGB);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(Cursor::new(bytes), options);
-    let pixels = decoder.decode().map_err(corrupt)?;
-    let (width, height) = decoder
-        .dimensions()
-        .ok_or_else(|| corrupt("no dimensions"))?;
-    let rgb = image::RgbImage::from_raw(width as u32, height as u32, pixels)
-        .ok_or_else(|| corrupt("pixel buffer does not match the dimensions"))?;
-    let mut image = DynamicImage::ImageRgb8(rgb);
-    image.apply_orientation(orientation);
-    Ok(image)
-}
-
-fn animated(bytes: &[u8], format: ImageFormat) -> Result<bool, TransformError> {
-    use image::AnimationDecoder;
-    Ok(match format {
-        ImageFormat::Gif => {
-            image::codecs::gif::GifDecoder::new(Cursor::new(bytes))
-                .map_err(corrupt)?
-                .into_frames()
-                .take(2)
-                .count()
-                > 1
-        }
-        ImageFormat::WebP => image::codecs::webp::WebPDecoder::new(Cursor::new(bytes))
-            .map_err(corrupt)?
-            .has_animation(),
-        ImageFormat::Png => image::codecs::png::PngDecoder::new(Cursor::new(bytes))
-            .map_err(corrupt)?
-            .is_apng()
-            .map_err(corrupt)?,
-        _ => false,
-    })
-}
-
-/// Output size and the source region it comes from (left, top, width,
-/// height), per `fit`.
-fn geometry(sw: u32, sh: u32, options: &Options) -> ((u32, u32), (f64, f64, f64, f64)) {
-    let (sw_f, sh_f) = (f64::from(sw), f64::from(sh));
-    let whole = (0.0, 0.0, sw_f, sh_f);
-    let scale_to = |scale: f64| {
-        let w = (sw_f * scale).round().max(1.0) as u32;
-        let h = (sh_f * scale).round().max(1.0) as u32;
-        (w, h)
-    };
-    let fit_scale = match (options.width, options.height) {
-        (Some(w), Some(h)) => (f64::from(w) / sw_f).min(f64::from(h) / sh_f),
-        (Some(w), None) => f64::from(w) / sw_f,
-        (None, Some(h)) => f64::from(h) / sh_f,
-        (None, None) => 1.0,
-    };
-    match (options.fit, options.width, options.height) {
-        (Fit::Cover, Some(w), Some(h)) => cover(sw_f, sh_f, w, h),
-        (Fit::Crop, Some(w), Some(h)) if sw >= w && sh >= h => cover(sw_f, sh_f, w, h),
-        (Fit::Contain | Fit::Cover | Fit::Pad, _, _) => (scale_to(fit_scale), whole),
-        (Fit::ScaleDown | Fit::Crop, _, _) => (scale_to(fit_scale.min(1.0)), whole),
-    }
-}
-
-/// Fills `w`×`h`, cropping the source's overflow around its centre.
-fn cover(sw: f64, sh: f64, w: u32, h: u32) -> ((u32, u32), (f64, f64, f64, f64)) {
-    let target = f64::from(w) / f64::from(h);
-    let (cw, ch) = if sw / sh > target {
-        (sh * target, sh)
-    } else {
-        (sw, sw / target)
-    };
-    ((w, h), ((sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch))
 }
 
 /// Resizes `pixels` (`channels` bytes per pixel) of `sw`×`sh`.
@@ -304,12 +219,18 @@ pub fn transform(
     accept: Option<&str>,
     limits: &Limits,
 ) -> Result<Output, TransformError> {
-    let image = decode(source, limits)?;
+    let probe = probe(source, limits)?;
+    // Before a pixel is decoded: the result must fit the output limits.
+    let mut planned = plan(probe.width, probe.height, options, limits)?;
+    let image = decode_probed(source, &probe, limits)?;
+    let (sw, sh) = (image.width(), image.height());
+    if (sw, sh) != (probe.width, probe.height) {
+        planned = plan(sw, sh, options, limits)?;
+    }
     let has_alpha = image.color().has_alpha();
     let format = resolve_format(options.format, accept, has_alpha);
     // JPEG has no alpha: flatten onto white first.
     let keep_alpha = has_alpha && format != OutputFormat::Jpeg;
-    let (sw, sh) = (image.width(), image.height());
     let (channels, pixels) = if keep_alpha {
         (4, image.into_rgba8().into_raw())
     } else if has_alpha {
@@ -317,15 +238,11 @@ pub fn transform(
     } else {
         (3, image.into_rgb8().into_raw())
     };
-    let (size, region) = geometry(sw, sh, options);
-    let mut pixels = resize(pixels, (sw, sh), channels, size, region)?;
-    let (mut width, mut height) = size;
-    if let (Fit::Pad, Some(bw), Some(bh)) = (options.fit, options.width, options.height)
-        && (width, height) != (bw, bh)
-    {
-        pixels = pad(&pixels, (width, height), channels, (bw, bh));
-        (width, height) = (bw, bh);
+    let mut pixels = resize(pixels, (sw, sh), channels, planned.resized, planned.region)?;
+    if planned.output != planned.resized {
+        pixels = pad(&pixels, planned.resized, channels, planned.output);
     }
+    let (width, height) = planned.output;
     let bytes = encode(&pixels, width, height, channels, format, options.quality)?;
     Ok(Output {
         bytes,
@@ -415,7 +332,9 @@ fn encode(
         }
         OutputFormat::Avif => {
             let mut out = Vec::new();
+            // One thread: the encode holds one slot of the image pool.
             image::codecs::avif::AvifEncoder::new_with_speed_quality(&mut out, AVIF_SPEED, quality)
+                .with_num_threads(Some(1))
                 .write_image(pixels, width, height, color)
                 .map_err(|e| failed(&e))?;
             Ok(out)
@@ -425,6 +344,10 @@ fn encode(
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
+    use image::DynamicImage;
+
     use super::*;
     use crate::options::Policy;
 
@@ -602,6 +525,24 @@ mod tests {
         assert!(matches!(
             transform(truncated, &o, None, &limits),
             Err(TransformError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn a_giant_output_is_refused_before_decoding() {
+        use image::ImageEncoder;
+        let mut tall = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut tall)
+            .write_image(&[7u8; 1024 * 3], 1, 1024, image::ExtendedColorType::Rgb8)
+            .expect("png");
+        let o = options("width=2048,dpr=3,fit=contain");
+        assert!(matches!(
+            transform(&tall, &o, None, &Limits::default()),
+            Err(TransformError::OutputTooLarge {
+                width: 6144,
+                height: 6_291_456,
+                ..
+            })
         ));
     }
 

@@ -105,6 +105,21 @@ pub struct Config {
     /// `TANDEM_IMAGE_CACHE_MB`: memory for resized variants (0: no cache
     /// and no coalescing; for benchmarks).
     pub image_cache_mb: u64,
+    /// `TANDEM_IMAGE_MAX_PIXELS`: largest image `/cdn-cgi/image/` makes
+    /// (8,192 px a side at most; AVIF 1 megapixel).
+    pub image_max_pixels: u64,
+    /// `TANDEM_IMAGE_VARIANT_BUDGET_MB`: object-store space for resized
+    /// variants; past it the least recently used are deleted.
+    pub image_variant_budget_mb: u64,
+    /// `TANDEM_IMAGE_MEMORY_MB`: pixel memory image jobs (variants and
+    /// uploads) may hold at once.
+    pub image_memory_mb: u32,
+    /// `TANDEM_IMAGE_QUEUE`: image jobs waiting or running before requests
+    /// get 503.
+    pub image_queue: u32,
+    /// `TANDEM_IMAGE_CREATE_PER_MINUTE`: new variants one client IP may
+    /// have made per minute (cached ones are free).
+    pub image_create_per_minute: u32,
     /// `TANDEM_MAX_BODY_BYTES`: largest accepted request body.
     pub max_body_bytes: usize,
     /// `TANDEM_LOG_FORMAT`: `pretty` or `json`.
@@ -331,6 +346,13 @@ impl Config {
             )?,
             image_qualities: env.list("TANDEM_IMAGE_QUALITIES", "50,60,70,75,80,85,90")?,
             image_cache_mb: env.parse("TANDEM_IMAGE_CACHE_MB", "64", "expected megabytes")?,
+            image_max_pixels: u64::from(env.count("TANDEM_IMAGE_MAX_PIXELS", "16777216")?),
+            image_variant_budget_mb: u64::from(
+                env.count("TANDEM_IMAGE_VARIANT_BUDGET_MB", "1024")?,
+            ),
+            image_memory_mb: env.count("TANDEM_IMAGE_MEMORY_MB", "512")?,
+            image_queue: env.count("TANDEM_IMAGE_QUEUE", "32")?,
+            image_create_per_minute: env.count("TANDEM_IMAGE_CREATE_PER_MINUTE", "60")?,
             asset_prefix: match env.get("ASSET_PREFIX") {
                 None => String::new(),
                 Some(p) => {

@@ -187,7 +187,7 @@ impl App {
                     qualities: config.image_qualities.clone(),
                     ..tandem_images::Policy::default()
                 },
-                config.image_cache_mb << 20,
+                &crate::images::ImageSettings::from_config(&config),
                 objects.clone(),
             ),
             store: objects,

@@ -3,6 +3,8 @@
 //! directly or through Cloudflare. Sources are local only: the web app's
 //! assets (`assets/<name>`) and uploads (`uploads/<key>`).
 
+use std::time::Duration;
+
 use axum::{
     body::Bytes,
     extract::{Path, State},
@@ -11,11 +13,13 @@ use axum::{
 };
 use tandem_images::{Options, OutputFormat, TransformError};
 
-use crate::{AppState, assets, error::problem, images::ImageError};
+use crate::{ApiError, AppState, assets, error::problem, extract::ClientInfo, images::ImageError};
 
-/// Long-lived: sources are content-addressed (hashed assets, uploads named
-/// by their hash).
+/// Long-lived: hashed assets never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Uploads are named by their hash too, but are deleted with their account
+/// or when replaced: a CDN edge or browser may keep a copy this long after.
+pub const UPLOADS: &str = "public, max-age=86400";
 /// Plain asset names may change with a deploy.
 const A_DAY: &str = "public, max-age=86400";
 
@@ -23,6 +27,7 @@ const A_DAY: &str = "public, max-age=86400";
 pub async fn image(
     State(app): State<AppState>,
     Path((options, source)): Path<(String, String)>,
+    client: ClientInfo,
     headers: HeaderMap,
 ) -> Response {
     let options = match Options::parse(&options, &app.images.policy) {
@@ -34,9 +39,15 @@ pub async fn image(
         Err((status, detail)) => return problem(status, detail),
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    // The source is read only when the variant is in neither cache.
+    // The source is read, and the client charged for a new variant, only
+    // when the variant is in neither cache.
     let bytes = load(&app, &source);
-    let variant = match app.images.variant(&source, bytes, &options, accept).await {
+    let allow = allow_new(&app, client.ip);
+    let variant = match app
+        .images
+        .variant(&source, bytes, allow, &options, accept)
+        .await
+    {
         Ok(variant) => variant,
         Err(e) => return refused(&e),
     };
@@ -80,8 +91,7 @@ fn locate(source: &str) -> Result<(String, &'static str), (StatusCode, &'static 
         if tandem_store::validate_key(key).is_err() {
             return Err((StatusCode::BAD_REQUEST, "Invalid image path."));
         }
-        // Uploads are named by their content's hash and never rewritten.
-        return Ok((source.to_owned(), IMMUTABLE));
+        return Ok((source.to_owned(), UPLOADS));
     }
     Err((
         StatusCode::BAD_REQUEST,
@@ -110,9 +120,28 @@ async fn load(app: &AppState, source: &str) -> Result<Bytes, ImageError> {
     }
 }
 
+/// Charges `ip` one new variant (`TANDEM_IMAGE_CREATE_PER_MINUTE`).
+async fn allow_new(app: &AppState, ip: std::net::IpAddr) -> Result<(), ImageError> {
+    let max = app.config.image_create_per_minute;
+    match app
+        .check_limit(&format!("image:create:{ip}"), max, Duration::from_secs(60))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(ApiError::RateLimited(after)) => Err(ImageError::RateLimited(after)),
+        Err(e) => {
+            tracing::warn!(error = %e, "image rate limit unavailable");
+            Err(ImageError::Unavailable("rate limiter unavailable".into()))
+        }
+    }
+}
+
 fn refused(error: &ImageError) -> Response {
     let status = match error {
         ImageError::NoSource => StatusCode::NOT_FOUND,
+        ImageError::RateLimited(after) => {
+            return ApiError::RateLimited(*after).into_response();
+        }
         ImageError::Busy => {
             let mut busy = problem(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
             busy.headers_mut()
@@ -123,10 +152,14 @@ fn refused(error: &ImageError) -> Response {
         ImageError::Transform(TransformError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
         ImageError::Transform(
             TransformError::TooManyPixels { .. }
+            | TransformError::OutputTooLarge { .. }
+            | TransformError::AvifTooLarge { .. }
             | TransformError::Animated
             | TransformError::Corrupt(_),
         ) => StatusCode::UNPROCESSABLE_ENTITY,
-        ImageError::Transform(TransformError::Encode(_)) | ImageError::Unavailable(_) => {
+        ImageError::Transform(TransformError::Encode(_))
+        | ImageError::Unavailable(_)
+        | ImageError::Abandoned => {
             tracing::error!(%error, "image transform failed");
             return problem(
                 StatusCode::SERVICE_UNAVAILABLE,

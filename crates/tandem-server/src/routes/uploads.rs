@@ -2,7 +2,8 @@
 //! bytes (never the file name or `Content-Type`), it is decoded under the
 //! image limits, re-encoded without metadata (EXIF, GPS) and stored in the
 //! object store under a content-addressed key; nothing is stored unless all
-//! of that succeeds.
+//! of that succeeds. The decoding runs on the image pool, within its memory
+//! budget. A new avatar deletes the one it replaces, variants included.
 
 use std::time::Duration;
 
@@ -15,10 +16,13 @@ use axum::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tandem_db::ProfileUpdate;
-use tandem_images::{TransformError, normalize};
+use tandem_images::TransformError;
 use utoipa::ToSchema;
 
-use crate::{ApiError, AppState, error::Problem, error::problem, extract::Authenticated, reads};
+use crate::{
+    ApiError, AppState, error::Problem, error::problem, extract::Authenticated, images::ImageError,
+    reads,
+};
 
 /// Longest side kept of an avatar.
 const AVATAR_SIDE: u32 = 1024;
@@ -45,13 +49,10 @@ pub async fn upload_avatar(
     let user = auth.user_id();
     app.check_limit(&format!("upload:{user}"), 20, Duration::from_secs(3600))
         .await?;
-    let limits = tandem_images::Limits {
-        max_bytes: app.config.upload_max_bytes,
-        ..app.images.limits
-    };
-    let normalized = tokio::task::spawn_blocking(move || normalize(&body, AVATAR_SIDE, &limits))
+    let normalized = app
+        .images
+        .normalize_upload(body, app.config.upload_max_bytes, AVATAR_SIDE)
         .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("avatar worker: {e}")))?
         .map_err(refusal)?;
     let hash: String = Sha256::digest(&normalized.bytes)[..12]
         .iter()
@@ -64,6 +65,11 @@ pub async fn upload_avatar(
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing an avatar: {e}")))?;
     let avatar_url = format!("/uploads/{key}");
+    let previous = app
+        .db
+        .profile(user)
+        .await?
+        .and_then(|(_, profile)| profile.avatar_url);
     let update = ProfileUpdate {
         avatar_url: Some(Some(avatar_url.clone())),
         ..ProfileUpdate::default()
@@ -73,13 +79,29 @@ pub async fn upload_avatar(
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     reads::user_changed(&app, user).await;
+    // The replaced upload goes, with its variants (another account's or an
+    // external URL is never touched).
+    let own = format!("/uploads/avatars/{user}/");
+    if let Some(old) = previous.filter(|old| old.starts_with(&own) && *old != avatar_url)
+        && let Some(old_key) = old.strip_prefix("/uploads/")
+        && let Err(e) = app.images.delete_upload(old_key).await
+    {
+        tracing::warn!(error = %e, key = old_key, "could not delete a replaced avatar");
+    }
     Ok((
         StatusCode::CREATED,
         axum::Json(AvatarUploaded { avatar_url }),
     ))
 }
 
-fn refusal(error: TransformError) -> ApiError {
+fn refusal(error: ImageError) -> ApiError {
+    let error = match error {
+        ImageError::Transform(e) => e,
+        ImageError::Busy => {
+            return ApiError::Unavailable("too many images are being processed; try again".into());
+        }
+        other => return ApiError::Internal(anyhow::anyhow!("avatar worker: {other}")),
+    };
     let detail = error.to_string();
     match error {
         TransformError::Unsupported => ApiError::BadRequest {
@@ -95,8 +117,8 @@ fn refusal(error: TransformError) -> ApiError {
     }
 }
 
-/// An uploaded original (`/uploads/<key>`): content-addressed, so cached
-/// for a year.
+/// An uploaded original (`/uploads/<key>`): content-addressed, but cached
+/// for a day only, since it is deleted with its account.
 pub async fn original(State(app): State<AppState>, Path(key): Path<String>) -> Response {
     if tandem_store::validate_key(&key).is_err() {
         return problem(StatusCode::NOT_FOUND, "No such upload.");
@@ -110,7 +132,7 @@ pub async fn original(State(app): State<AppState>, Path(key): Path<String>) -> R
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             h.insert(
                 header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
+                HeaderValue::from_static(super::images::UPLOADS),
             );
             response
         }

@@ -173,6 +173,14 @@ pub async fn delete_me(
     app.sessions.revoke_all(user_id, None).await?;
     app.db.delete_user(user_id).await?;
     reads::user_changed(&app, user_id).await;
+    // Their uploads stop being served (a CDN may keep a copy for a day).
+    if let Err(e) = app
+        .images
+        .delete_uploads(&format!("avatars/{user_id}"))
+        .await
+    {
+        tracing::error!(error = %e, %user_id, "could not delete a deleted account's uploads");
+    }
     tracing::info!(%user_id, "account deleted");
     Ok((StatusCode::NO_CONTENT, clear_cookie(&app)))
 }
