@@ -136,7 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .is_ok_and(|r| r.status().is_success());
         health.push(probe.elapsed());
         health_failed += u64::from(!ok);
-        if tick % 10 == 0 {
+        if tick.is_multiple_of(10) {
             let fresh = reqwest::Client::builder().cookie_store(true).build()?;
             match student_round(&fresh, server).await {
                 Ok(()) => me_ok += 1,
