@@ -58,8 +58,9 @@ pub struct Args {
     /// Extra `KEY=VALUE` environment for the server (repeatable).
     #[arg(long = "server-env")]
     server_env: Vec<String>,
-    /// The variant storage budget the server was given, in MiB (the data
-    /// directory must grow by less).
+    /// The variant storage budget given to the server
+    /// (`TANDEM_IMAGE_VARIANT_BUDGET_MB`), in MiB: the data directory must
+    /// grow by less.
     #[arg(long, default_value_t = 256)]
     variant_budget_mb: u64,
 }
@@ -175,6 +176,10 @@ async fn start(args: &Args, data: &Path) -> anyhow::Result<(tokio::process::Chil
             ("TANDEM_COOKIE_SECURE", "false"),
             ("RUST_LOG", "error"),
         ])
+        .env(
+            "TANDEM_IMAGE_VARIANT_BUDGET_MB",
+            args.variant_budget_mb.to_string(),
+        )
         .stdout(Stdio::piped())
         .kill_on_drop(true);
     for pair in &args.server_env {
