@@ -32,7 +32,7 @@ use axum::{
 use tandem_ratelimit::{Decision, Limit};
 use tower_http::{
     catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer,
-    trace::TraceLayer,
+    trace::{DefaultOnFailure, TraceLayer},
 };
 use utoipa::OpenApi;
 use utoipa_axum::{
@@ -164,7 +164,14 @@ pub fn router(app: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        // Internal errors log themselves with context (ApiError); a refusal
+        // under load (503) is not worth an error line per request, which an
+        // attacker could turn into a log flood.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request_span)
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
