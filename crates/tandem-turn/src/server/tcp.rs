@@ -129,6 +129,14 @@ impl Gate {
     pub(super) fn len(&self) -> usize {
         self.table().live.len()
     }
+
+    /// Records how to close connection `id` should it need evicting (a
+    /// no-op once it has authenticated or ended).
+    fn attach(&self, id: u64, handle: AbortHandle) {
+        if let Some(slot) = self.table().pending.get_mut(&id) {
+            *slot = Some(handle);
+        }
+    }
 }
 
 /// One admitted connection's place; dropping it frees the place.
@@ -169,7 +177,7 @@ pub(super) async fn serve(server: Arc<Server>, listener: TcpListener, gate: Arc<
             Err(e) => {
                 // Out of file descriptors, most likely: let some close.
                 tracing::warn!(error = %e, "TURN: accepting a TCP connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -192,16 +200,6 @@ pub(super) async fn serve(server: Arc<Server>, listener: TcpListener, gate: Arc<
             drop(ticket);
         });
         gate.attach(id, task.abort_handle());
-    }
-}
-
-impl Gate {
-    /// Records how to close connection `id` should it need evicting (a
-    /// no-op once it has authenticated or ended).
-    fn attach(&self, id: u64, handle: AbortHandle) {
-        if let Some(slot) = self.table().pending.get_mut(&id) {
-            *slot = Some(handle);
-        }
     }
 }
 
