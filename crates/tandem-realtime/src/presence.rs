@@ -1,5 +1,6 @@
-//! Presence of one channel: who is here, keyed as the client chose
-//! (`presence.key`), with one meta per connection that tracked.
+//! Presence of one channel: who is here, keyed by user id (the server sets
+//! the key; a client cannot appear as someone else), with one meta per
+//! connection that tracked.
 
 use std::collections::BTreeMap;
 
@@ -126,6 +127,18 @@ impl Presence {
             })
             .collect::<Map<_, _>>()
             .into()
+    }
+
+    /// How many metas there would be, in all and under `key`, without
+    /// `conn`'s under `key` (which a new track by `conn` replaces).
+    pub fn counts_without(&self, key: &str, conn: ConnId) -> (usize, usize) {
+        let total: usize = self.by_key.values().map(Vec::len).sum();
+        let under_key = self.by_key.get(key).map_or(0, Vec::len);
+        let own = self
+            .by_key
+            .get(key)
+            .map_or(0, |metas| metas.iter().filter(|m| m.conn == conn).count());
+        (total - own, under_key - own)
     }
 
     /// Number of keys present.
