@@ -23,7 +23,7 @@ use crate::{
     ConnId,
     access::{CONTROL_TOPIC, Notifier, REVOKE_EVENT, Revocation, Revocations, Watchers},
     limit::{Bucket, Budgets},
-    presence::Presence,
+    presence::{Presence, PresenceLimits, PresenceRefused},
     protocol::{Body, Frame},
 };
 
@@ -126,36 +126,6 @@ pub struct Inbox {
     pub overflowed: Arc<Notify>,
     /// Access of this connection's users that ended.
     pub revocations: Revocations,
-}
-
-/// Presence bounds of one topic, so no one can make its `presence_state`
-/// too big to send (and the topic unjoinable).
-#[derive(Debug, Clone, Copy)]
-pub struct PresenceLimits {
-    /// Metas (tracking connections) per topic, on each instance.
-    pub per_topic: usize,
-    /// Metas under one key (a user's tabs) per topic.
-    pub per_key: usize,
-}
-
-impl Default for PresenceLimits {
-    fn default() -> Self {
-        Self {
-            per_topic: 200,
-            per_key: 10,
-        }
-    }
-}
-
-/// Why a presence update was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PresenceRefused {
-    /// The topic holds as many presences as it may.
-    #[error("too many presences on this channel")]
-    TopicFull,
-    /// This user is tracked from as many connections as allowed.
-    #[error("too many presences of this user on this channel")]
-    KeyFull,
 }
 
 #[derive(Default)]
@@ -498,115 +468,4 @@ fn deliver(topic: &mut Topic, message: &Arc<Outbound>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn broadcasts_reach_subscribers_in_order_except_the_excluded() {
-        let hub = Hub::new(16);
-        let (a, mut a_in) = hub.connect();
-        let (b, mut b_in) = hub.connect();
-        hub.join("realtime:room", &a);
-        hub.join("realtime:room", &b);
-        for i in 0..3 {
-            hub.publish(&Outbound::new(
-                "realtime:room",
-                "broadcast",
-                json!(i),
-                Some(a.id),
-            ));
-        }
-        for i in 0..3 {
-            assert_eq!(
-                b_in.rx.recv().await.map(|m| m.payload.clone()),
-                Some(json!(i))
-            );
-        }
-        assert!(
-            a_in.rx.try_recv().is_err(),
-            "excluded sender got its own broadcast"
-        );
-    }
-
-    #[tokio::test]
-    async fn one_message_is_shared_and_encoded_once() {
-        let hub = Hub::new(16);
-        let (a, mut a_in) = hub.connect();
-        let (b, mut b_in) = hub.connect();
-        hub.join("t", &a);
-        hub.join("t", &b);
-        hub.publish(&Outbound::new("t", "broadcast", json!({}), None));
-        let (ma, mb) = (
-            a_in.rx.recv().await.expect("a"),
-            b_in.rx.recv().await.expect("b"),
-        );
-        assert!(Arc::ptr_eq(&ma, &mb));
-        let mut encodings = 0;
-        for m in [&ma, &mb] {
-            m.encoded(1, |_| {
-                encodings += 1;
-                Some(Frame::Text("x".into()))
-            });
-        }
-        assert_eq!(encodings, 1);
-    }
-
-    #[tokio::test]
-    async fn a_slow_consumer_is_cut_off_without_stalling_others() {
-        let hub = Hub::new(2);
-        let (slow, slow_in) = hub.connect();
-        let (fast, mut fast_in) = hub.connect();
-        hub.join("t", &slow);
-        hub.join("t", &fast);
-        for i in 0..10 {
-            hub.publish(&Outbound::new("t", "broadcast", json!(i), None));
-            assert_eq!(
-                fast_in.rx.recv().await.map(|m| m.payload.clone()),
-                Some(json!(i))
-            );
-        }
-        slow_in.overflowed.notified().await;
-        assert_eq!(hub.subscribers("t"), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn client_broadcasts_are_limited_per_channel() {
-        let hub = Hub::new(64).with_channel_rate(5);
-        let (a, mut a_in) = hub.connect();
-        hub.join("busy", &a);
-        hub.join("quiet", &a);
-        let send =
-            |topic: &str| hub.publish_limited(&Outbound::new(topic, "broadcast", json!({}), None));
-        let passed = (0..8).filter(|_| send("busy")).count();
-        assert_eq!(passed, 5, "a burst of the channel's rate, then refusals");
-        assert!(send("quiet"), "another channel has its own budget");
-        tokio::time::advance(std::time::Duration::from_millis(400)).await;
-        assert!(send("busy"), "the budget refills over time");
-        let mut delivered = 0;
-        while a_in.rx.try_recv().is_ok() {
-            delivered += 1;
-        }
-        assert_eq!(delivered, 7);
-    }
-
-    #[tokio::test]
-    async fn presence_is_announced_and_cleaned_up_on_leave() {
-        let hub = Hub::new(16);
-        let (a, _a_in) = hub.connect();
-        let (b, mut b_in) = hub.connect();
-        hub.join("t", &a);
-        hub.join("t", &b);
-        hub.track("t", a.id, "ada", Map::new()).expect("room");
-        let join = b_in.rx.recv().await.expect("diff");
-        assert_eq!(join.event, "presence_diff");
-        assert!(join.payload["joins"]["ada"].is_object());
-        assert!(hub.join("t", &b)["ada"].is_object(), "state on rejoin");
-        hub.leave("t", a.id);
-        let leave = b_in.rx.recv().await.expect("diff");
-        assert!(leave.payload["leaves"]["ada"].is_object());
-        hub.leave("t", b.id);
-        assert_eq!(hub.subscribers("t"), 0);
-    }
-}
+mod tests;

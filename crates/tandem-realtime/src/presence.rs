@@ -152,6 +152,36 @@ impl Presence {
     }
 }
 
+/// Presence bounds of one topic, so no one can make its `presence_state`
+/// too big to send (and the topic unjoinable).
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceLimits {
+    /// Metas (tracking connections) per topic, on each instance.
+    pub per_topic: usize,
+    /// Metas under one key (a user's tabs) per topic.
+    pub per_key: usize,
+}
+
+impl Default for PresenceLimits {
+    fn default() -> Self {
+        Self {
+            per_topic: 200,
+            per_key: 10,
+        }
+    }
+}
+
+/// Why a presence update was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PresenceRefused {
+    /// The topic holds as many presences as it may.
+    #[error("too many presences on this channel")]
+    TopicFull,
+    /// This user is tracked from as many connections as allowed.
+    #[error("too many presences of this user on this channel")]
+    KeyFull,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -285,7 +285,7 @@ pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
                     break Some((1001, "no heartbeat".into()));
                 }
                 if local.join_by.is_some_and(|t| t <= Instant::now()) {
-                    metrics::counter!("tandem_realtime_rate_limited_total", "scope" => "unauthenticated").increment(1);
+                    metrics::counter!("tandem_realtime_refused_total", "why" => "join_deadline").increment(1);
                     break Some((1008, "authenticate and join a channel sooner".into()));
                 }
                 flush_presence(&ctx, &mut local);

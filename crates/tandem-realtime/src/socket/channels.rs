@@ -189,14 +189,15 @@ async fn join(ctx: &SocketContext, local: &mut Local, m: &Inbound) -> Vec<Direct
             "unauthorized: log in, or join with a valid access_token",
         )];
     };
+    // Hear of this user's revocations before checking: one announced while
+    // the checks run is queued, and acted on once the channel is joined.
+    local.watch(&ctx.hub, identity.user);
     if identity.session.is_some() && !ctx.authorizer.session_live(&identity).await {
         return vec![error(m, "unauthorized: this login session has ended")];
     }
     if !ctx.authorizer.may_join(identity.user, name).await {
         return vec![error(m, "unauthorized: you may not join this channel")];
     }
-    // Hear of this user's revocations before joining: none can slip between.
-    local.watch(&ctx.hub, identity.user);
     local.anonymous = None;
     local.join_by = None;
     // The presence key is the user id whatever the client asked for

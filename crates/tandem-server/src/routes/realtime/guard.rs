@@ -4,10 +4,7 @@
 //! a session or a membership ends.
 
 use axum::http::{HeaderMap, header};
-use tandem_realtime::{
-    access::Revocation,
-    hub::{Hub, PresenceLimits},
-};
+use tandem_realtime::{access::Revocation, hub::Hub, presence::PresenceLimits};
 use uuid::Uuid;
 
 use crate::{AppState, Config};
