@@ -93,8 +93,18 @@ pub async fn websocket(
         _ => None,
     };
     let now = tandem_realtime::token::unix_now();
-    let has_token =
-        (params.apikey.as_deref()).is_some_and(|t| app.realtime_tokens.verify(t, now).is_some());
+    // A token of an ended session is no credential: such a socket is a stranger.
+    let token = (params.apikey.as_deref()).and_then(|t| app.realtime_tokens.claims(t, now));
+    let has_token = match token {
+        Some(claims) => {
+            let identity = Identity {
+                user: claims.user,
+                session: claims.session,
+            };
+            session_live(&app.sessions, &identity).await
+        }
+        None => false,
+    };
     let anonymous = if cookie.is_none() && !has_token {
         match app.realtime.admit_anonymous() {
             Some(slot) => Some(slot),
