@@ -5,6 +5,7 @@
 //! [`channels`].
 
 mod channels;
+mod frames;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -30,10 +31,8 @@ use crate::{
     protocol::{self, Vsn},
     token::{TokenSigner, unix_now},
 };
-use channels::{
-    Channel, close_channel, encode_push, expire_tokens, flush_presence, handle, next_due, send_all,
-    to_message,
-};
+use channels::{Channel, close_channel, expire_tokens, flush_presence, handle, next_due};
+use frames::{encode_push, send_all, to_message};
 
 /// Decides who may join which topic.
 #[async_trait]
@@ -267,7 +266,7 @@ pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
                             handle(&ctx, &mut local, message).await
                         } else {
                             metrics::counter!("tandem_realtime_rate_limited_total").increment(1);
-                            vec![channels::error(&message, "rate limit exceeded: slow down")]
+                            vec![frames::error(&message, "rate limit exceeded: slow down")]
                         };
                         if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
                             break None;

@@ -3,16 +3,17 @@
 //! server event names refused), presence (bounded), token refresh and
 //! expiry.
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::SinkExt;
 use serde_json::{Map, Value, json};
 use tokio::time::{Duration, Instant};
 
-use super::{Limits, Local, SocketContext};
+use super::{
+    Limits, Local, SocketContext,
+    frames::{Direct, error, reply},
+};
 use crate::{
     access::Identity,
     hub::Outbound,
-    protocol::{self, Body, Frame, Inbound, Outgoing, Vsn},
+    protocol::{Body, Inbound},
     token::unix_now,
 };
 
@@ -30,83 +31,6 @@ pub(super) struct Channel {
     /// Last presence update applied, and the newest one waiting for its turn.
     last_presence: Option<Instant>,
     pending_presence: Option<Map<String, Value>>,
-}
-
-/// A frame to send directly to this connection.
-pub(super) struct Direct {
-    join_ref: Option<String>,
-    msg_ref: Option<String>,
-    topic: String,
-    event: &'static str,
-    payload: Value,
-}
-
-fn reply(m: &Inbound, ok: bool, response: Value) -> Direct {
-    Direct {
-        join_ref: m.join_ref.clone(),
-        msg_ref: m.msg_ref.clone(),
-        topic: m.topic.clone(),
-        event: "phx_reply",
-        payload: protocol::reply(ok, response),
-    }
-}
-
-pub(super) fn error(m: &Inbound, reason: &str) -> Direct {
-    reply(m, false, json!({ "reason": reason }))
-}
-
-pub(super) async fn send_all(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    vsn: Vsn,
-    frames: Vec<Direct>,
-) -> Result<(), axum::Error> {
-    for d in frames {
-        let out = Outgoing::Text {
-            join_ref: d.join_ref.as_deref(),
-            msg_ref: d.msg_ref.as_deref(),
-            topic: &d.topic,
-            event: d.event,
-            payload: &d.payload,
-        };
-        if let Some(frame) = protocol::encode(vsn, &out) {
-            sink.send(to_message(frame)).await?;
-        }
-    }
-    Ok(())
-}
-
-pub(super) fn to_message(frame: Frame) -> Message {
-    match frame {
-        Frame::Text(text) => Message::Text(text.into()),
-        Frame::Binary(bytes) => Message::Binary(bytes),
-    }
-}
-
-pub(super) fn encode_push(vsn: Vsn, o: &Outbound) -> Option<Frame> {
-    match &o.body {
-        Some(body) => {
-            let event = o.payload["event"].as_str().unwrap_or_default();
-            protocol::encode(
-                vsn,
-                &Outgoing::Broadcast {
-                    topic: &o.topic,
-                    event,
-                    body,
-                    sender: o.sender,
-                },
-            )
-        }
-        None => protocol::encode(
-            vsn,
-            &Outgoing::Text {
-                join_ref: None,
-                msg_ref: None,
-                topic: &o.topic,
-                event: &o.event,
-                payload: &o.payload,
-            },
-        ),
-    }
 }
 
 /// Acts on one frame from the client; returns the frames to answer with.
