@@ -110,6 +110,26 @@ test('broadcast reaches the others, not the sender, and is acknowledged; presenc
   assert.ok(a.left.includes(bob.id));
 });
 
+test('every broadcast names its real sender in meta.sender; server event names and foreign presence keys are refused', async () => {
+  const [ada, mallory] = [await signUp('ada'), await signUp('mallory')];
+  const topic = `forgery-${Date.now()}`;
+  const a = listen(ada, topic);
+  const seen = [];
+  a.channel.on('broadcast', { event: 'rtc' }, (m) => seen.push(m));
+  await subscribed(a.channel);
+  // Mallory asks for Ada's presence key and claims to be her in the payload.
+  const client = connect(mallory.token);
+  const m = client.channel(topic, { config: { broadcast: { ack: true }, presence: { key: ada.id } } });
+  await subscribed(m);
+  assert.equal(await m.send({ type: 'broadcast', event: 'messages', payload: [{ id: 'x', user_id: ada.id }] }), 'error');
+  assert.equal(await m.send({ type: 'broadcast', event: 'rtc', payload: { user: ada.id, kind: 'bye' } }), 'ok');
+  await until(() => seen.length === 1, 'the signalling message');
+  assert.equal(seen[0].meta?.sender, mallory.id, 'the stamp names the real sender');
+  assert.equal(await m.track({ name: 'Ada' }), 'ok');
+  await until(() => a.here().includes(mallory.id), "mallory's presence under her own id");
+  assert.ok(!a.here().includes(ada.id), 'mallory appeared as ada');
+});
+
 test('private topics: user:{id} admits only that user', async () => {
   const [ada, eve] = [await signUp('ada'), await signUp('eve')];
   await subscribed(connect(ada.token).channel(`user:${ada.id}`));

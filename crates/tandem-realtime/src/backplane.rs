@@ -182,28 +182,22 @@ fn encode(origin: &str, m: &Outbound) -> String {
         Some(Body::Binary(b)) => json!({ "x": STANDARD.encode(b) }),
         None => Value::Null,
     };
-    json!({ "o": origin, "t": m.topic, "e": m.event, "p": m.payload, "b": body }).to_string()
+    json!({ "o": origin, "t": m.topic, "e": m.event, "p": m.payload, "b": body, "s": m.sender })
+        .to_string()
 }
 
 fn decode(text: &str) -> Option<(String, Arc<Outbound>)> {
     let v: Value = serde_json::from_str(text).ok()?;
     let topic = v["t"].as_str()?;
     let origin = v["o"].as_str()?.to_owned();
+    let sender = v["s"].as_str().and_then(|s| s.parse().ok());
     let message = if let Some(json) = v["b"].get("j") {
-        Outbound::broadcast(
-            topic,
-            v["p"]["event"].as_str()?,
-            Body::Json(json.clone()),
-            None,
-        )
+        let event = v["p"]["event"].as_str()?;
+        Outbound::from_sender(topic, event, Body::Json(json.clone()), sender, None)
     } else if let Some(bin) = v["b"].get("x").and_then(Value::as_str) {
         let bytes = STANDARD.decode(bin).ok()?;
-        Outbound::broadcast(
-            topic,
-            v["p"]["event"].as_str()?,
-            Body::Binary(bytes.into()),
-            None,
-        )
+        let event = v["p"]["event"].as_str()?;
+        Outbound::from_sender(topic, event, Body::Binary(bytes.into()), sender, None)
     } else {
         Outbound::new(topic, v["e"].as_str()?, v["p"].clone(), None)
     };

@@ -14,14 +14,16 @@ use std::{
 
 use serde_json::{Map, Value, json};
 use tokio::{
-    sync::{Notify, mpsc},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc},
     time::Instant,
 };
+use uuid::Uuid;
 
 use crate::{
     ConnId,
-    limit::Bucket,
-    presence::Presence,
+    access::{CONTROL_TOPIC, Notifier, REVOKE_EVENT, Revocation, Revocations, Watchers},
+    limit::{Bucket, Budgets},
+    presence::{Presence, PresenceLimits, PresenceRefused},
     protocol::{Body, Frame},
 };
 
@@ -39,6 +41,9 @@ pub struct Outbound {
     pub body: Option<Body>,
     /// The sender, when it asked not to receive its own broadcast.
     pub exclude: Option<ConnId>,
+    /// The authenticated user who sent a client broadcast (none: the
+    /// server). Stamped into every copy; clients cannot set it.
+    pub sender: Option<Uuid>,
     /// When it was published here (for the delivery latency metric).
     pub created: Instant,
     encoded: [OnceLock<Option<Frame>>; 2],
@@ -47,13 +52,26 @@ pub struct Outbound {
 impl Outbound {
     /// A push of `event` with `payload` on `topic`.
     pub fn new(topic: &str, event: &str, payload: Value, exclude: Option<ConnId>) -> Arc<Self> {
-        Self::build(topic, event.to_owned(), payload, None, exclude)
+        Self::build(topic, event.to_owned(), payload, None, exclude, None)
     }
 
-    /// A user broadcast of `event` with `body`.
+    /// A server broadcast of `event` with `body`.
     pub fn broadcast(topic: &str, event: &str, body: Body, exclude: Option<ConnId>) -> Arc<Self> {
+        Self::from_sender(topic, event, body, None, exclude)
+    }
+
+    /// A broadcast of `event` with `body` that `sender` (a user; none for
+    /// the server) sent: every recipient is told who sent it.
+    pub fn from_sender(
+        topic: &str,
+        event: &str,
+        body: Body,
+        sender: Option<Uuid>,
+        exclude: Option<ConnId>,
+    ) -> Arc<Self> {
         let payload = json!({ "type": "broadcast", "event": event });
-        Self::build(topic, "broadcast".to_owned(), payload, Some(body), exclude)
+        let event = "broadcast".to_owned();
+        Self::build(topic, event, payload, Some(body), exclude, sender)
     }
 
     fn build(
@@ -62,6 +80,7 @@ impl Outbound {
         payload: Value,
         body: Option<Body>,
         exclude: Option<ConnId>,
+        sender: Option<Uuid>,
     ) -> Arc<Self> {
         Arc::new(Self {
             topic: topic.to_owned(),
@@ -69,6 +88,7 @@ impl Outbound {
             payload,
             body,
             exclude,
+            sender,
             created: Instant::now(),
             encoded: [OnceLock::new(), OnceLock::new()],
         })
@@ -94,6 +114,7 @@ pub struct Conn {
     pub id: ConnId,
     tx: mpsc::Sender<Arc<Outbound>>,
     overflowed: Arc<Notify>,
+    notifier: Notifier,
 }
 
 /// The connection's side: its queue, and the signal that it fell behind.
@@ -103,6 +124,8 @@ pub struct Inbox {
     pub rx: mpsc::Receiver<Arc<Outbound>>,
     /// Fires once if the queue overflowed: the connection must close.
     pub overflowed: Arc<Notify>,
+    /// Access of this connection's users that ended.
+    pub revocations: Revocations,
 }
 
 #[derive(Default)]
@@ -119,6 +142,12 @@ pub struct Hub {
     next_conn: AtomicU64,
     queue: usize,
     channel_rate: Option<u32>,
+    presence_limits: PresenceLimits,
+    /// Broadcasts per user per second sent other than on a socket (REST).
+    user_budgets: Option<Budgets<Uuid>>,
+    watchers: Watchers,
+    /// Slots for connections that came without a credential.
+    anonymous: Arc<Semaphore>,
     /// Where messages that originate here go to reach other instances.
     forward: OnceLock<mpsc::Sender<Arc<Outbound>>>,
     /// This instance's id: prefixes presence refs, so other instances can
@@ -134,6 +163,10 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             queue: queue.max(1),
             channel_rate: None,
+            presence_limits: PresenceLimits::default(),
+            user_budgets: None,
+            watchers: Watchers::default(),
+            anonymous: Arc::new(Semaphore::new(1024)),
             forward: OnceLock::new(),
             instance: format!("{:016x}", rand_id()),
         }
@@ -145,6 +178,44 @@ impl Hub {
     pub fn with_channel_rate(mut self, per_second: u32) -> Self {
         self.channel_rate = Some(per_second);
         self
+    }
+
+    /// Limits broadcasts a user sends without a socket to `per_second`
+    /// (see [`Hub::take_user_budget`]), counted on each instance.
+    #[must_use]
+    pub fn with_user_rate(mut self, per_second: u32) -> Self {
+        self.user_budgets = Some(Budgets::new(per_second));
+        self
+    }
+
+    /// Takes `n` broadcasts from `user`'s budget: `false` (and nothing
+    /// taken) if that is more than they have left.
+    pub fn take_user_budget(&self, user: Uuid, n: u32) -> bool {
+        let allowed = self.user_budgets.as_ref().is_none_or(|b| b.take_n(user, n));
+        if !allowed {
+            metrics::counter!("tandem_realtime_rate_limited_total", "scope" => "user").increment(1);
+        }
+        allowed
+    }
+
+    /// Bounds presence per topic and per key.
+    #[must_use]
+    pub fn with_presence_limits(mut self, limits: PresenceLimits) -> Self {
+        self.presence_limits = limits;
+        self
+    }
+
+    /// At most `max` connections without a credential at a time (each
+    /// holds a slot until it joins a channel or closes).
+    #[must_use]
+    pub fn with_anonymous_cap(mut self, max: usize) -> Self {
+        self.anonymous = Arc::new(Semaphore::new(max));
+        self
+    }
+
+    /// A slot for a connection without a credential; `None` when all are taken.
+    pub fn admit_anonymous(&self) -> Option<OwnedSemaphorePermit> {
+        self.anonymous.clone().try_acquire_owned().ok()
     }
 
     /// This instance's id.
@@ -174,6 +245,13 @@ impl Hub {
 
     /// Delivers a message that came from another instance.
     pub fn deliver_remote(&self, message: &Arc<Outbound>) {
+        if message.topic == CONTROL_TOPIC {
+            match serde_json::from_value::<Revocation>(message.payload.clone()) {
+                Ok(revocation) => self.watchers.notify(&Arc::new(revocation)),
+                Err(e) => tracing::warn!(error = %e, "realtime: unreadable revocation"),
+            }
+            return;
+        }
         let mut topics = self.topics();
         if let Some(entry) = topics.get_mut(&message.topic) {
             deliver(entry, message);
@@ -201,14 +279,52 @@ impl Hub {
     /// Registers a new connection.
     pub fn connect(&self) -> (Conn, Inbox) {
         let (tx, rx) = mpsc::channel(self.queue);
+        let (revoke_tx, revoke_rx) = mpsc::channel(16);
         let overflowed = Arc::new(Notify::new());
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let notifier = Notifier {
+            tx: revoke_tx,
+            overflowed: overflowed.clone(),
+        };
         let conn = Conn {
             id,
             tx,
             overflowed: overflowed.clone(),
+            notifier,
         };
-        (conn, Inbox { rx, overflowed })
+        let revocations = Revocations { rx: revoke_rx };
+        (
+            conn,
+            Inbox {
+                rx,
+                overflowed,
+                revocations,
+            },
+        )
+    }
+
+    /// `conn` holds a credential of `user`: it hears of `user`'s revocations.
+    pub fn watch(&self, user: Uuid, conn: &Conn) {
+        self.watchers.watch(user, conn.id, &conn.notifier);
+    }
+
+    /// `conn` no longer holds a credential of `user` (it closed).
+    pub fn unwatch(&self, user: Uuid, conn: ConnId) {
+        self.watchers.unwatch(user, conn);
+    }
+
+    /// Tells the connections of `revocation`'s user, here and on every
+    /// other instance, that their access ended.
+    pub fn revoke(&self, revocation: Revocation) {
+        let payload = match serde_json::to_value(&revocation) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::error!(error = %e, "realtime: cannot encode a revocation");
+                Value::Null
+            }
+        };
+        self.watchers.notify(&Arc::new(revocation));
+        self.forward_only(&Outbound::new(CONTROL_TOPIC, REVOKE_EVENT, payload, None));
     }
 
     /// Subscribes `conn` to `topic`; returns the current `presence_state`.
@@ -269,16 +385,31 @@ impl Hub {
         true
     }
 
-    /// `conn` tracks `payload` under `key` in `topic`'s presence.
-    pub fn track(&self, topic: &str, conn: ConnId, key: &str, payload: Map<String, Value>) {
+    /// `conn` tracks `payload` under `key` in `topic`'s presence, unless
+    /// that would take the topic past its [`PresenceLimits`].
+    pub fn track(
+        &self,
+        topic: &str,
+        conn: ConnId,
+        key: &str,
+        payload: Map<String, Value>,
+    ) -> Result<(), PresenceRefused> {
         let mut topics = self.topics();
         if let Some(entry) = topics.get_mut(topic) {
+            let (total, under_key) = entry.presence.counts_without(key, conn);
+            if total >= self.presence_limits.per_topic {
+                return Err(PresenceRefused::TopicFull);
+            }
+            if under_key >= self.presence_limits.per_key {
+                return Err(PresenceRefused::KeyFull);
+            }
             let diff = entry.presence.track(key, conn, payload, &self.instance);
             self.originate(
                 entry,
                 &Outbound::new(topic, "presence_diff", diff.to_json(), None),
             );
         }
+        Ok(())
     }
 
     /// `conn` stops tracking in `topic`.
@@ -337,115 +468,4 @@ fn deliver(topic: &mut Topic, message: &Arc<Outbound>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn broadcasts_reach_subscribers_in_order_except_the_excluded() {
-        let hub = Hub::new(16);
-        let (a, mut a_in) = hub.connect();
-        let (b, mut b_in) = hub.connect();
-        hub.join("realtime:room", &a);
-        hub.join("realtime:room", &b);
-        for i in 0..3 {
-            hub.publish(&Outbound::new(
-                "realtime:room",
-                "broadcast",
-                json!(i),
-                Some(a.id),
-            ));
-        }
-        for i in 0..3 {
-            assert_eq!(
-                b_in.rx.recv().await.map(|m| m.payload.clone()),
-                Some(json!(i))
-            );
-        }
-        assert!(
-            a_in.rx.try_recv().is_err(),
-            "excluded sender got its own broadcast"
-        );
-    }
-
-    #[tokio::test]
-    async fn one_message_is_shared_and_encoded_once() {
-        let hub = Hub::new(16);
-        let (a, mut a_in) = hub.connect();
-        let (b, mut b_in) = hub.connect();
-        hub.join("t", &a);
-        hub.join("t", &b);
-        hub.publish(&Outbound::new("t", "broadcast", json!({}), None));
-        let (ma, mb) = (
-            a_in.rx.recv().await.expect("a"),
-            b_in.rx.recv().await.expect("b"),
-        );
-        assert!(Arc::ptr_eq(&ma, &mb));
-        let mut encodings = 0;
-        for m in [&ma, &mb] {
-            m.encoded(1, |_| {
-                encodings += 1;
-                Some(Frame::Text("x".into()))
-            });
-        }
-        assert_eq!(encodings, 1);
-    }
-
-    #[tokio::test]
-    async fn a_slow_consumer_is_cut_off_without_stalling_others() {
-        let hub = Hub::new(2);
-        let (slow, slow_in) = hub.connect();
-        let (fast, mut fast_in) = hub.connect();
-        hub.join("t", &slow);
-        hub.join("t", &fast);
-        for i in 0..10 {
-            hub.publish(&Outbound::new("t", "broadcast", json!(i), None));
-            assert_eq!(
-                fast_in.rx.recv().await.map(|m| m.payload.clone()),
-                Some(json!(i))
-            );
-        }
-        slow_in.overflowed.notified().await;
-        assert_eq!(hub.subscribers("t"), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn client_broadcasts_are_limited_per_channel() {
-        let hub = Hub::new(64).with_channel_rate(5);
-        let (a, mut a_in) = hub.connect();
-        hub.join("busy", &a);
-        hub.join("quiet", &a);
-        let send =
-            |topic: &str| hub.publish_limited(&Outbound::new(topic, "broadcast", json!({}), None));
-        let passed = (0..8).filter(|_| send("busy")).count();
-        assert_eq!(passed, 5, "a burst of the channel's rate, then refusals");
-        assert!(send("quiet"), "another channel has its own budget");
-        tokio::time::advance(std::time::Duration::from_millis(400)).await;
-        assert!(send("busy"), "the budget refills over time");
-        let mut delivered = 0;
-        while a_in.rx.try_recv().is_ok() {
-            delivered += 1;
-        }
-        assert_eq!(delivered, 7);
-    }
-
-    #[tokio::test]
-    async fn presence_is_announced_and_cleaned_up_on_leave() {
-        let hub = Hub::new(16);
-        let (a, _a_in) = hub.connect();
-        let (b, mut b_in) = hub.connect();
-        hub.join("t", &a);
-        hub.join("t", &b);
-        hub.track("t", a.id, "ada", Map::new());
-        let join = b_in.rx.recv().await.expect("diff");
-        assert_eq!(join.event, "presence_diff");
-        assert!(join.payload["joins"]["ada"].is_object());
-        assert!(hub.join("t", &b)["ada"].is_object(), "state on rejoin");
-        hub.leave("t", a.id);
-        let leave = b_in.rx.recv().await.expect("diff");
-        assert!(leave.payload["leaves"]["ada"].is_object());
-        hub.leave("t", b.id);
-        assert_eq!(hub.subscribers("t"), 0);
-    }
-}
+mod tests;

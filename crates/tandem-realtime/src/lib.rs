@@ -2,6 +2,7 @@
 //! presence, independent of the transport. The WebSocket endpoint speaking
 //! Supabase Realtime's protocol sits on top of [`hub::Hub`].
 
+pub mod access;
 pub mod backplane;
 pub mod batch;
 pub mod hub;

@@ -1,5 +1,6 @@
-//! Presence of one channel: who is here, keyed as the client chose
-//! (`presence.key`), with one meta per connection that tracked.
+//! Presence of one channel: who is here, keyed by user id (the server sets
+//! the key; a client cannot appear as someone else), with one meta per
+//! connection that tracked.
 
 use std::collections::BTreeMap;
 
@@ -128,6 +129,18 @@ impl Presence {
             .into()
     }
 
+    /// How many metas there would be, in all and under `key`, without
+    /// `conn`'s under `key` (which a new track by `conn` replaces).
+    pub fn counts_without(&self, key: &str, conn: ConnId) -> (usize, usize) {
+        let total: usize = self.by_key.values().map(Vec::len).sum();
+        let under_key = self.by_key.get(key).map_or(0, Vec::len);
+        let own = self
+            .by_key
+            .get(key)
+            .map_or(0, |metas| metas.iter().filter(|m| m.conn == conn).count());
+        (total - own, under_key - own)
+    }
+
     /// Number of keys present.
     pub fn len(&self) -> usize {
         self.by_key.len()
@@ -137,6 +150,36 @@ impl Presence {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
+}
+
+/// Presence bounds of one topic, so no one can make its `presence_state`
+/// too big to send (and the topic unjoinable).
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceLimits {
+    /// Metas (tracking connections) per topic, on each instance.
+    pub per_topic: usize,
+    /// Metas under one key (a user's tabs) per topic.
+    pub per_key: usize,
+}
+
+impl Default for PresenceLimits {
+    fn default() -> Self {
+        Self {
+            per_topic: 200,
+            per_key: 10,
+        }
+    }
+}
+
+/// Why a presence update was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PresenceRefused {
+    /// The topic holds as many presences as it may.
+    #[error("too many presences on this channel")]
+    TopicFull,
+    /// This user is tracked from as many connections as allowed.
+    #[error("too many presences of this user on this channel")]
+    KeyFull,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// Binary frame kind of a user broadcast pushed by a client.
 const KIND_CLIENT_BROADCAST: u8 = 3;
@@ -221,6 +222,9 @@ pub enum Outgoing<'a> {
         event: &'a str,
         /// The user's payload.
         body: &'a Body,
+        /// Who sent it (none: the server), as `meta.sender` beside the
+        /// payload: outside anything the sender controls.
+        sender: Option<Uuid>,
     },
 }
 
@@ -237,12 +241,17 @@ pub enum Frame {
 /// represented there (binary payloads for 1.0.0 clients, fields over 255 bytes).
 pub fn encode(vsn: Vsn, message: &Outgoing<'_>) -> Option<Frame> {
     match (vsn, message) {
-        (Vsn::V2, Outgoing::Broadcast { topic, event, body }) => encode_kind4(topic, event, body),
-        (_, Outgoing::Broadcast { topic, event, body }) => {
+        (Vsn::V2, Outgoing::Broadcast { topic, event, body, sender }) => {
+            encode_kind4(topic, event, body, *sender)
+        }
+        (_, Outgoing::Broadcast { topic, event, body, sender }) => {
             let Body::Json(payload) = body else {
                 return None;
             };
-            let payload = json!({ "type": "broadcast", "event": event, "payload": payload });
+            let mut payload = json!({ "type": "broadcast", "event": event, "payload": payload });
+            if let (Some(sender), Some(fields)) = (sender, payload.as_object_mut()) {
+                fields.insert("meta".into(), json!({ "sender": sender }));
+            }
             encode(
                 vsn,
                 &Outgoing::Text { join_ref: None, msg_ref: None, topic, event: "broadcast", payload: &payload },
@@ -258,17 +267,29 @@ pub fn encode(vsn: Vsn, message: &Outgoing<'_>) -> Option<Frame> {
     }
 }
 
-fn encode_kind4(topic: &str, event: &str, body: &Body) -> Option<Frame> {
+fn encode_kind4(topic: &str, event: &str, body: &Body, sender: Option<Uuid>) -> Option<Frame> {
     let topic_len = u8::try_from(topic.len()).ok()?;
     let event_len = u8::try_from(event.len()).ok()?;
     let (encoding, payload) = match body {
         Body::Json(value) => (ENCODING_JSON, Bytes::from(serde_json::to_vec(value).ok()?)),
         Body::Binary(bytes) => (ENCODING_BINARY, bytes.clone()),
     };
-    let mut out = BytesMut::with_capacity(5 + topic.len() + event.len() + payload.len());
-    out.put_slice(&[KIND_SERVER_BROADCAST, topic_len, event_len, 0, encoding]);
+    // realtime-js hands the metadata JSON to listeners as `meta`.
+    let meta = sender.map(|s| format!(r#"{{"sender":"{s}"}}"#));
+    let meta = meta.as_deref().unwrap_or_default();
+    let meta_len = u8::try_from(meta.len()).ok()?;
+    let mut out =
+        BytesMut::with_capacity(5 + topic.len() + event.len() + meta.len() + payload.len());
+    out.put_slice(&[
+        KIND_SERVER_BROADCAST,
+        topic_len,
+        event_len,
+        meta_len,
+        encoding,
+    ]);
     out.put_slice(topic.as_bytes());
     out.put_slice(event.as_bytes());
+    out.put_slice(meta.as_bytes());
     out.put_slice(&payload);
     Some(Frame::Binary(out.freeze()))
 }
@@ -327,6 +348,7 @@ mod tests {
                 topic: "realtime:r",
                 event: "e",
                 body: &Body::Json(json!({"a": 1})),
+                sender: None,
             },
         );
         let Some(Frame::Text(text)) = frame else {
@@ -362,6 +384,7 @@ mod tests {
                 topic: "realtime:r",
                 event: "ev",
                 body: &body,
+                sender: None,
             },
         ) else {
             panic!("v2 broadcasts are binary")
@@ -375,7 +398,8 @@ mod tests {
                 &Outgoing::Broadcast {
                     topic: "t",
                     event: "e",
-                    body: &Body::Binary(Bytes::from_static(b"x"))
+                    body: &Body::Binary(Bytes::from_static(b"x")),
+                    sender: None,
                 }
             )
             .is_none()
@@ -387,11 +411,36 @@ mod tests {
                 &Outgoing::Broadcast {
                     topic: &long,
                     event: "e",
-                    body: &body
+                    body: &body,
+                    sender: None,
                 }
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn broadcasts_name_their_sender_beside_the_payload() {
+        let sender = Uuid::now_v7();
+        let body = Body::Json(json!({"meta": {"sender": "forged"}}));
+        let out = Outgoing::Broadcast {
+            topic: "realtime:r",
+            event: "ev",
+            body: &body,
+            sender: Some(sender),
+        };
+        let Some(Frame::Binary(bytes)) = encode(Vsn::V2, &out) else {
+            panic!("v2 broadcasts are binary")
+        };
+        let meta = format!(r#"{{"sender":"{sender}"}}"#);
+        assert_eq!(usize::from(bytes[3]), meta.len());
+        assert_eq!(&bytes[5 + 10 + 2..][..meta.len()], meta.as_bytes());
+        let Some(Frame::Text(text)) = encode(Vsn::V1, &out) else {
+            panic!("v1 broadcasts are text")
+        };
+        let back: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(back["payload"]["meta"]["sender"], sender.to_string());
+        assert_eq!(back["payload"]["payload"]["meta"]["sender"], "forged");
     }
 
     #[test]

@@ -1,29 +1,50 @@
 //! One WebSocket connection speaking Supabase Realtime's protocol: joins
 //! (with authorization), broadcast (self/ack), presence, heartbeats, token
-//! refresh and expiry. Reads, queued pushes and shutdown are one `select!`.
+//! refresh and expiry. Reads, queued pushes, revocations and shutdown are
+//! one `select!`. What a connection may do on its channels is in
+//! [`channels`].
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+mod channels;
+mod frames;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tandem_core::Shutdown;
-use tokio::time::{Instant, sleep_until};
+use tokio::{
+    sync::OwnedSemaphorePermit,
+    time::{Instant, sleep_until},
+};
 use uuid::Uuid;
 
 use crate::{
-    hub::{Conn, Hub, Outbound},
+    access::{Identity, Revocation},
+    hub::{Conn, Hub},
     limit::Bucket,
-    protocol::{self, Body, Frame, Inbound, Outgoing, Vsn},
+    protocol::{self, Vsn},
     token::{TokenSigner, unix_now},
 };
+use channels::{Channel, close_channel, expire_tokens, flush_presence, handle, next_due};
+use frames::{encode_push, send_all, to_message};
 
 /// Decides who may join which topic.
 #[async_trait]
 pub trait Authorizer: Send + Sync {
     /// Whether `user` may join `topic` (without the `realtime:` prefix).
     async fn may_join(&self, user: Uuid, topic: &str) -> bool;
+
+    /// Whether the login session a credential is tied to is still live
+    /// (credentials tied to none are checked by their expiry alone).
+    async fn session_live(&self, _identity: &Identity) -> bool {
+        true
+    }
 }
 
 /// Where a joiner's `presence_state` comes from: this instance's presence
@@ -58,6 +79,11 @@ pub struct Limits {
     pub typing_interval: Duration,
     /// Presence updates are coalesced to one per this interval (roadmap: 2 s).
     pub presence_interval: Duration,
+    /// Largest presence meta (as JSON) one connection may track.
+    pub presence_meta_bytes: usize,
+    /// An unauthenticated connection that has not joined a channel within
+    /// this long is closed.
+    pub auth_deadline: Duration,
 }
 
 impl Default for Limits {
@@ -68,6 +94,8 @@ impl Default for Limits {
             messages_per_second: 200,
             typing_interval: Duration::from_secs(3),
             presence_interval: Duration::from_secs(2),
+            presence_meta_bytes: 1024,
+            auth_deadline: Duration::from_secs(10),
         }
     }
 }
@@ -78,8 +106,8 @@ pub struct SocketContext {
     pub hub: Arc<Hub>,
     /// Negotiated serializer.
     pub vsn: Vsn,
-    /// The user of the session cookie, if the browser sent one.
-    pub cookie_user: Option<Uuid>,
+    /// The user and session of the session cookie, if the browser sent one.
+    pub cookie: Option<Identity>,
     /// The `apikey` query parameter (an access token, for clients whose
     /// first join carries none).
     pub apikey: Option<String>,
@@ -91,36 +119,75 @@ pub struct SocketContext {
     pub presence: Arc<dyn PresenceView>,
     /// Limits.
     pub limits: Limits,
+    /// Broadcast events only the server sends (e.g. `messages`): a client
+    /// sending one is refused, so none can pass for the server.
+    pub reserved_events: &'static [&'static str],
+    /// For a connection with no valid credential yet: its slot among the
+    /// capped unauthenticated ones, given back at its first join.
+    pub anonymous: Option<OwnedSemaphorePermit>,
     /// Instance shutdown.
     pub shutdown: Shutdown,
 }
 
-/// A joined channel.
-struct Channel {
-    join_ref: Option<String>,
-    echo: bool,
-    ack: bool,
-    presence_key: String,
-    user: Uuid,
-    /// Expiry (unix s) of the access token it joined with; none for cookies.
-    expires: Option<u64>,
-    /// Last `typing` broadcast let through.
-    last_typing: Option<Instant>,
-    /// Last presence update applied, and the newest one waiting for its turn.
-    last_presence: Option<Instant>,
-    pending_presence: Option<Map<String, Value>>,
+/// A connection's own state besides its socket.
+struct Local {
+    conn: Conn,
+    channels: HashMap<String, Channel>,
+    /// Credentials the connection itself came with (cookie, `apikey`).
+    identities: Vec<Identity>,
+    /// Users whose revocations this connection hears about.
+    watched: HashSet<Uuid>,
+    /// Held until the first join of a connection that came without a credential.
+    anonymous: Option<OwnedSemaphorePermit>,
+    /// When such a connection must have joined by.
+    join_by: Option<Instant>,
 }
 
-/// Runs the connection until the client leaves, misbehaves or the server stops.
-pub async fn serve(socket: WebSocket, ctx: SocketContext) {
+impl Local {
+    fn watch(&mut self, hub: &Hub, user: Uuid) {
+        if self.watched.insert(user) {
+            hub.watch(user, &self.conn);
+        }
+    }
+
+    /// Whether `revocation` takes away a credential the connection relies on.
+    fn loses_credential(&self, revocation: &Revocation) -> bool {
+        self.identities
+            .iter()
+            .chain(self.channels.values().map(|c| &c.identity))
+            .any(|i| revocation.ends(i))
+    }
+}
+
+/// Runs the connection until the client leaves, misbehaves, loses its
+/// credential or the server stops.
+pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
     let (mut sink, mut stream) = socket.split();
     let (conn, mut inbox) = ctx.hub.connect();
-    let mut channels: HashMap<String, Channel> = HashMap::new();
-    let mut last_heard = Instant::now();
+    let now = Instant::now();
+    let anonymous = ctx.anonymous.take();
+    let mut local = Local {
+        conn,
+        channels: HashMap::new(),
+        identities: Vec::new(),
+        watched: HashSet::new(),
+        join_by: anonymous.as_ref().map(|_| now + ctx.limits.auth_deadline),
+        anonymous,
+    };
+    let apikey = (ctx.apikey.as_deref()).and_then(|t| ctx.signer.claims(t, unix_now()));
+    let apikey = apikey.map(|c| Identity {
+        user: c.user,
+        session: c.session,
+    });
+    for identity in ctx.cookie.iter().chain(apikey.iter()) {
+        local.watch(&ctx.hub, identity.user);
+        local.identities.push(identity.clone());
+    }
+    let mut last_heard = now;
     // One timer per connection, set to the next thing due (idle check,
-    // coalesced presence, token expiry) rather than ticking: ten thousand
-    // idle connections cost no wake-ups.
-    let mut due = std::pin::pin!(sleep_until(last_heard + ctx.limits.idle_timeout));
+    // coalesced presence, token expiry, join deadline) rather than ticking:
+    // ten thousand idle connections cost no wake-ups.
+    let mut due = std::pin::pin!(sleep_until(next_due(&ctx.limits, &local, last_heard)));
     let mut bucket = Bucket::new(ctx.limits.messages_per_second);
     // Long-lived: made once, not on every turn of the loop.
     let overflowed = inbox.overflowed.clone();
@@ -131,14 +198,29 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
     let messages_in = metrics::counter!("tandem_realtime_messages_in_total");
     metrics::gauge!("tandem_realtime_connections").increment(1.0);
     let close = loop {
-        // Biased: stop signals, then queued pushes, then the socket. Pushes
-        // first means one read attempt per wake-up instead of two; reads
-        // cannot starve, as a connection whose queue never empties is cut
-        // off as too slow.
+        // Biased: stop signals, then revocations and queued pushes, then the
+        // socket. Pushes first means one read attempt per wake-up instead of
+        // two; reads cannot starve, as a connection whose queue never
+        // empties is cut off as too slow.
         tokio::select! {
             biased;
             () = &mut stopping => break Some((1001, "server shutting down".into())),
             () = &mut overflowed => break Some((1013, "too slow: messages were dropped".into())),
+            Some(revocation) = inbox.revocations.rx.recv() => {
+                if local.loses_credential(&revocation) {
+                    metrics::counter!("tandem_realtime_revoked_total", "what" => "connection").increment(1);
+                    break Some((1008, "session ended: sign in again".into()));
+                }
+                if let Revocation::Topic { user, topic } = &*revocation
+                    && local.channels.get(topic).is_some_and(|c| c.identity.user == *user)
+                {
+                    metrics::counter!("tandem_realtime_revoked_total", "what" => "channel").increment(1);
+                    let frames = close_channel(&ctx, &mut local, topic, "Access to this channel ended");
+                    if send_all(&mut sink, ctx.vsn, frames).await.is_err() {
+                        break None;
+                    }
+                }
+            }
             Some(out) = inbox.rx.recv() => {
                 // Write everything already queued, then flush once: under load
                 // this turns many small writes into one syscall.
@@ -167,6 +249,11 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
                 let inbound = match frame {
                     Some(Ok(Message::Text(text))) => protocol::decode_text(ctx.vsn, text.as_str()),
                     Some(Ok(Message::Binary(bytes))) => protocol::decode_binary(ctx.vsn, &bytes),
+                    // Each ping costs a pong: pings spend the same budget.
+                    Some(Ok(Message::Ping(_))) if !bucket.take() => {
+                        metrics::counter!("tandem_realtime_rate_limited_total").increment(1);
+                        break Some((1008, "rate limit exceeded: too many pings".into()));
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
                 };
@@ -174,16 +261,17 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
                 messages_in.increment(1);
                 match inbound {
                     Ok(message) => {
-                        let replies = if message.topic == "phoenix" || bucket.take() {
-                            handle(&ctx, &conn, &mut channels, message).await
+                        // Heartbeats count too: every frame costs a reply.
+                        let replies = if bucket.take() {
+                            handle(&ctx, &mut local, message).await
                         } else {
                             metrics::counter!("tandem_realtime_rate_limited_total").increment(1);
-                            vec![error(&message, "rate limit exceeded: slow down")]
+                            vec![frames::error(&message, "rate limit exceeded: slow down")]
                         };
                         if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
                             break None;
                         }
-                        let next = next_due(&ctx.limits, &channels, last_heard);
+                        let next = next_due(&ctx.limits, &local, last_heard);
                         if next < due.deadline() {
                             due.as_mut().reset(next);
                         }
@@ -195,12 +283,16 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
                 if last_heard.elapsed() > ctx.limits.idle_timeout {
                     break Some((1001, "no heartbeat".into()));
                 }
-                flush_presence(&ctx, &conn, &mut channels);
-                let expired = expire_tokens(&ctx, &conn, &mut channels);
+                if local.join_by.is_some_and(|t| t <= Instant::now()) {
+                    metrics::counter!("tandem_realtime_refused_total", "why" => "join_deadline").increment(1);
+                    break Some((1008, "authenticate and join a channel sooner".into()));
+                }
+                flush_presence(&ctx, &mut local);
+                let expired = expire_tokens(&ctx, &mut local);
                 if send_all(&mut sink, ctx.vsn, expired).await.is_err() {
                     break None;
                 }
-                due.as_mut().reset(next_due(&ctx.limits, &channels, last_heard));
+                due.as_mut().reset(next_due(&ctx.limits, &local, last_heard));
             }
         }
     };
@@ -217,382 +309,11 @@ pub async fn serve(socket: WebSocket, ctx: SocketContext) {
         };
         let _ = sink.send(Message::Close(Some(frame))).await;
     }
-    for topic in channels.keys() {
-        ctx.hub.leave(topic, conn.id);
+    for topic in local.channels.keys() {
+        ctx.hub.leave(topic, local.conn.id);
+    }
+    for user in &local.watched {
+        ctx.hub.unwatch(*user, local.conn.id);
     }
     metrics::gauge!("tandem_realtime_connections").decrement(1.0);
-}
-
-/// A frame to send directly to this connection.
-struct Direct {
-    join_ref: Option<String>,
-    msg_ref: Option<String>,
-    topic: String,
-    event: &'static str,
-    payload: Value,
-}
-
-fn reply(m: &Inbound, ok: bool, response: Value) -> Direct {
-    Direct {
-        join_ref: m.join_ref.clone(),
-        msg_ref: m.msg_ref.clone(),
-        topic: m.topic.clone(),
-        event: "phx_reply",
-        payload: protocol::reply(ok, response),
-    }
-}
-
-fn error(m: &Inbound, reason: &str) -> Direct {
-    reply(m, false, json!({ "reason": reason }))
-}
-
-async fn send_all(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    vsn: Vsn,
-    frames: Vec<Direct>,
-) -> Result<(), axum::Error> {
-    for d in frames {
-        let out = Outgoing::Text {
-            join_ref: d.join_ref.as_deref(),
-            msg_ref: d.msg_ref.as_deref(),
-            topic: &d.topic,
-            event: d.event,
-            payload: &d.payload,
-        };
-        if let Some(frame) = protocol::encode(vsn, &out) {
-            sink.send(to_message(frame)).await?;
-        }
-    }
-    Ok(())
-}
-
-fn to_message(frame: Frame) -> Message {
-    match frame {
-        Frame::Text(text) => Message::Text(text.into()),
-        Frame::Binary(bytes) => Message::Binary(bytes),
-    }
-}
-
-fn encode_push(vsn: Vsn, o: &Outbound) -> Option<Frame> {
-    match &o.body {
-        Some(body) => {
-            let event = o.payload["event"].as_str().unwrap_or_default();
-            protocol::encode(
-                vsn,
-                &Outgoing::Broadcast {
-                    topic: &o.topic,
-                    event,
-                    body,
-                },
-            )
-        }
-        None => protocol::encode(
-            vsn,
-            &Outgoing::Text {
-                join_ref: None,
-                msg_ref: None,
-                topic: &o.topic,
-                event: &o.event,
-                payload: &o.payload,
-            },
-        ),
-    }
-}
-
-async fn handle(
-    ctx: &SocketContext,
-    conn: &Conn,
-    channels: &mut HashMap<String, Channel>,
-    m: Inbound,
-) -> Vec<Direct> {
-    if m.topic == "phoenix" {
-        return match m.event.as_str() {
-            "heartbeat" => vec![reply(&m, true, json!({}))],
-            _ => vec![error(&m, "unknown event")],
-        };
-    }
-    if m.event != "phx_join"
-        && let (Some(sent), Some(current)) = (
-            m.join_ref.as_deref(),
-            channels.get(&m.topic).and_then(|c| c.join_ref.as_deref()),
-        )
-        && sent != current
-    {
-        // A message for an earlier join of this topic (the client rejoined
-        // since): acting on it would mix up the two joins.
-        return vec![error(&m, "stale join_ref: this channel was joined again")];
-    }
-    match m.event.as_str() {
-        "phx_join" => join(ctx, conn, channels, &m).await,
-        "phx_leave" => {
-            if channels.remove(&m.topic).is_some() {
-                ctx.hub.leave(&m.topic, conn.id);
-            }
-            vec![reply(&m, true, json!({}))]
-        }
-        "access_token" => refresh_token(ctx, conn, channels, &m),
-        _ => {
-            let Some(channel) = channels.get_mut(&m.topic) else {
-                return vec![error(&m, "join the channel first")];
-            };
-            match m.event.as_str() {
-                "broadcast" => broadcast(ctx, conn, channel, m),
-                "presence" => presence(ctx, conn, channel, &m),
-                _ => vec![error(&m, "unknown event")],
-            }
-        }
-    }
-}
-
-/// Who is asking: an access token in the join, else the socket's `apikey`
-/// token, else the session cookie. Returns the user and token expiry.
-fn identify(ctx: &SocketContext, m: &Inbound) -> Option<(Uuid, Option<u64>)> {
-    let now = unix_now();
-    let token = m.payload["access_token"].as_str().or(ctx.apikey.as_deref());
-    if let Some((user, expires)) = token.and_then(|t| ctx.signer.verify(t, now)) {
-        return Some((user, Some(expires)));
-    }
-    ctx.cookie_user.map(|user| (user, None))
-}
-
-async fn join(
-    ctx: &SocketContext,
-    conn: &Conn,
-    channels: &mut HashMap<String, Channel>,
-    m: &Inbound,
-) -> Vec<Direct> {
-    let Some(name) = m
-        .topic
-        .strip_prefix("realtime:")
-        .filter(|n| !n.is_empty() && m.topic.len() <= 255)
-    else {
-        return vec![error(
-            m,
-            "topics look like realtime:<name> (at most 255 bytes)",
-        )];
-    };
-    if !channels.contains_key(&m.topic) && channels.len() >= ctx.limits.max_channels {
-        return vec![error(m, "too many channels on this connection")];
-    }
-    let Some((user, expires)) = identify(ctx, m) else {
-        return vec![error(
-            m,
-            "unauthorized: log in, or join with a valid access_token",
-        )];
-    };
-    if !ctx.authorizer.may_join(user, name).await {
-        return vec![error(m, "unauthorized: you may not join this channel")];
-    }
-    let config = &m.payload["config"];
-    let presence_key = config["presence"]["key"].as_str().filter(|k| !k.is_empty());
-    let channel = Channel {
-        join_ref: m.join_ref.clone(),
-        echo: config["broadcast"]["self"].as_bool().unwrap_or(false),
-        ack: config["broadcast"]["ack"].as_bool().unwrap_or(false),
-        presence_key: presence_key.map_or_else(|| user.to_string(), str::to_owned),
-        user,
-        expires,
-        last_typing: None,
-        last_presence: None,
-        pending_presence: None,
-    };
-    channels.insert(m.topic.clone(), channel);
-    let local = ctx.hub.join(&m.topic, conn);
-    let state = ctx.presence.state(&m.topic, local).await;
-    vec![
-        reply(m, true, json!({ "postgres_changes": [] })),
-        Direct {
-            join_ref: m.join_ref.clone(),
-            msg_ref: None,
-            topic: m.topic.clone(),
-            event: "presence_state",
-            payload: state,
-        },
-    ]
-}
-
-fn broadcast(ctx: &SocketContext, conn: &Conn, channel: &mut Channel, m: Inbound) -> Vec<Direct> {
-    let event = m.payload["event"].as_str().unwrap_or_default().to_owned();
-    if event.is_empty() || event.len() > 255 {
-        return vec![error(
-            &m,
-            "a broadcast needs an event name of at most 255 bytes",
-        )];
-    }
-    if event == "typing" {
-        // The roadmap's typing throttle, enforced here too: extra indicators
-        // within the interval carry no news and are dropped.
-        let now = Instant::now();
-        if channel
-            .last_typing
-            .is_some_and(|t| now - t < ctx.limits.typing_interval)
-        {
-            metrics::counter!("tandem_realtime_throttled_total", "kind" => "typing").increment(1);
-            return if channel.ack {
-                vec![reply(&m, true, json!({}))]
-            } else {
-                Vec::new()
-            };
-        }
-        channel.last_typing = Some(now);
-    }
-    let body = m
-        .body
-        .clone()
-        .unwrap_or_else(|| Body::Json(m.payload.get("payload").cloned().unwrap_or(Value::Null)));
-    let exclude = (!channel.echo).then_some(conn.id);
-    if !ctx
-        .hub
-        .publish_limited(&Outbound::broadcast(&m.topic, &event, body, exclude))
-    {
-        return vec![error(&m, "channel rate limit exceeded: slow down")];
-    }
-    if channel.ack {
-        vec![reply(&m, true, json!({}))]
-    } else {
-        Vec::new()
-    }
-}
-
-fn presence(ctx: &SocketContext, conn: &Conn, channel: &mut Channel, m: &Inbound) -> Vec<Direct> {
-    match m.payload["event"].as_str() {
-        Some("track") => {
-            let meta: Map<String, Value> = m.payload["payload"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            let now = Instant::now();
-            if channel
-                .last_presence
-                .is_some_and(|t| now - t < ctx.limits.presence_interval)
-            {
-                // Coalesced: the newest update is applied when the interval ends.
-                channel.pending_presence = Some(meta);
-            } else {
-                channel.last_presence = Some(now);
-                ctx.hub
-                    .track(&m.topic, conn.id, &channel.presence_key, meta);
-            }
-            vec![reply(m, true, json!({}))]
-        }
-        Some("untrack") => {
-            channel.pending_presence = None;
-            ctx.hub.untrack(&m.topic, conn.id);
-            vec![reply(m, true, json!({}))]
-        }
-        _ => vec![error(m, "presence events are track and untrack")],
-    }
-}
-
-/// A refreshed token extends the channel; a bad one closes it.
-fn refresh_token(
-    ctx: &SocketContext,
-    conn: &Conn,
-    channels: &mut HashMap<String, Channel>,
-    m: &Inbound,
-) -> Vec<Direct> {
-    let Some(channel) = channels.get_mut(&m.topic) else {
-        return Vec::new();
-    };
-    let token = m.payload["access_token"].as_str().unwrap_or_default();
-    match ctx.signer.verify(token, unix_now()) {
-        Some((user, expires)) if user == channel.user => {
-            channel.expires = Some(expires);
-            Vec::new()
-        }
-        _ => close_channel(ctx, conn, channels, &m.topic, "Invalid access token"),
-    }
-}
-
-/// When the connection next has something to do on its own: the idle
-/// check, a coalesced presence update, or a token expiry.
-fn next_due(limits: &Limits, channels: &HashMap<String, Channel>, last_heard: Instant) -> Instant {
-    let now = Instant::now();
-    let unix = unix_now();
-    let mut due = last_heard + limits.idle_timeout;
-    for channel in channels.values() {
-        if channel.pending_presence.is_some() {
-            let at = channel
-                .last_presence
-                .map_or(now, |t| t + limits.presence_interval);
-            due = due.min(at);
-        }
-        if let Some(expires) = channel.expires {
-            // Whole seconds from a truncated now: never early.
-            due = due.min(now + Duration::from_secs(expires.saturating_sub(unix)));
-        }
-    }
-    due.max(now)
-}
-
-/// Applies coalesced presence updates whose interval has ended.
-fn flush_presence(ctx: &SocketContext, conn: &Conn, channels: &mut HashMap<String, Channel>) {
-    let now = Instant::now();
-    for (topic, channel) in channels.iter_mut() {
-        let due = channel
-            .last_presence
-            .is_none_or(|t| now - t >= ctx.limits.presence_interval);
-        if due && let Some(meta) = channel.pending_presence.take() {
-            channel.last_presence = Some(now);
-            metrics::counter!("tandem_realtime_throttled_total", "kind" => "presence").increment(1);
-            ctx.hub.track(topic, conn.id, &channel.presence_key, meta);
-        }
-    }
-}
-
-/// Closes channels whose access token expired, as Supabase does: a `system`
-/// error, then `phx_close`.
-fn expire_tokens(
-    ctx: &SocketContext,
-    conn: &Conn,
-    channels: &mut HashMap<String, Channel>,
-) -> Vec<Direct> {
-    let now = unix_now();
-    let expired: Vec<String> = channels
-        .iter()
-        .filter(|(_, c)| c.expires.is_some_and(|e| e <= now))
-        .map(|(t, _)| t.clone())
-        .collect();
-    let mut frames = Vec::new();
-    for topic in expired {
-        frames.extend(close_channel(
-            ctx,
-            conn,
-            channels,
-            &topic,
-            "Token has expired",
-        ));
-    }
-    frames
-}
-
-/// Leaves `topic` and tells the client why.
-fn close_channel(
-    ctx: &SocketContext,
-    conn: &Conn,
-    channels: &mut HashMap<String, Channel>,
-    topic: &str,
-    message: &str,
-) -> Vec<Direct> {
-    let Some(channel) = channels.remove(topic) else {
-        return Vec::new();
-    };
-    ctx.hub.leave(topic, conn.id);
-    let name = topic.strip_prefix("realtime:").unwrap_or(topic);
-    vec![
-        Direct {
-            join_ref: channel.join_ref.clone(),
-            msg_ref: None,
-            topic: topic.to_owned(),
-            event: "system",
-            payload: json!({ "extension": "system", "status": "error", "message": message, "channel": name }),
-        },
-        Direct {
-            join_ref: channel.join_ref.clone(),
-            msg_ref: channel.join_ref,
-            topic: topic.to_owned(),
-            event: "phx_close",
-            payload: json!({}),
-        },
-    ]
 }

@@ -1,6 +1,8 @@
 //! Short-lived access tokens for realtime clients that have no session
 //! cookie (other origins, servers, the npm client in Node): an HMAC-SHA256
-//! over the user id and expiry, checked in constant time.
+//! over the user id, expiry and (for tokens issued to a login session) the
+//! session's id, checked in constant time. The session id lets the server
+//! close a token's sockets when that session ends (logout, revocation).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,7 +47,21 @@ impl TokenSigner {
     /// A token for `user` valid for `ttl`; returns it with its expiry (unix s).
     pub fn issue(&self, user: Uuid, ttl: Duration) -> (String, u64) {
         let expires = unix_now() + ttl.as_secs();
-        let claims = format!("{}.{expires}", user.simple());
+        self.sign(format!("{}.{expires}", user.simple()), expires)
+    }
+
+    /// A token for `user` bound to login session `session` (a hex id): it
+    /// dies with the session as well as at its expiry.
+    pub fn issue_for_session(&self, user: Uuid, session: &str, ttl: Duration) -> (String, u64) {
+        let session: String = session
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let expires = unix_now() + ttl.as_secs();
+        self.sign(format!("{}.{expires}.{session}", user.simple()), expires)
+    }
+
+    fn sign(&self, claims: String, expires: u64) -> (String, u64) {
         let signature = self.mac(claims.as_bytes()).finalize().into_bytes();
         (
             format!("{claims}.{}", URL_SAFE_NO_PAD.encode(signature)),
@@ -55,13 +71,35 @@ impl TokenSigner {
 
     /// The user and expiry of a valid, unexpired token.
     pub fn verify(&self, token: &str, now: u64) -> Option<(Uuid, u64)> {
+        self.claims(token, now).map(|c| (c.user, c.expires))
+    }
+
+    /// Everything a valid, unexpired token says.
+    pub fn claims(&self, token: &str, now: u64) -> Option<Claims> {
         let (claims, signature) = token.rsplit_once('.')?;
         let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
         self.mac(claims.as_bytes()).verify_slice(&signature).ok()?;
-        let (user, expires) = claims.split_once('.')?;
-        let expires: u64 = expires.parse().ok()?;
-        (expires > now).then_some((Uuid::parse_str(user).ok()?, expires))
+        let mut parts = claims.splitn(3, '.');
+        let user = Uuid::parse_str(parts.next()?).ok()?;
+        let expires: u64 = parts.next()?.parse().ok()?;
+        let session = parts.next().map(str::to_owned);
+        (expires > now).then_some(Claims {
+            user,
+            expires,
+            session,
+        })
     }
+}
+
+/// What a valid access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// Whose it is.
+    pub user: Uuid,
+    /// Expiry, unix seconds.
+    pub expires: u64,
+    /// The login session it was issued to, if any.
+    pub session: Option<String>,
 }
 
 #[cfg(test)]
@@ -88,5 +126,20 @@ mod tests {
         for junk in ["", ".", "a.b.c", "x.y.!!"] {
             assert_eq!(signer.verify(junk, unix_now()), None);
         }
+    }
+
+    #[test]
+    fn session_tokens_name_their_session() {
+        let signer = TokenSigner::new(b"0123456789abcdef0123456789abcdef");
+        let user = Uuid::now_v7();
+        let (token, expires) = signer.issue_for_session(user, "ab12", Duration::from_secs(60));
+        let claims = signer.claims(&token, unix_now()).expect("valid");
+        assert_eq!(claims.session.as_deref(), Some("ab12"));
+        assert_eq!((claims.user, claims.expires), (user, expires));
+        let (plain, _) = signer.issue(user, Duration::from_secs(60));
+        assert_eq!(
+            signer.claims(&plain, unix_now()).and_then(|c| c.session),
+            None
+        );
     }
 }

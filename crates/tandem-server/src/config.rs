@@ -12,6 +12,9 @@ use std::{
 use tandem_core::SecretString;
 use tandem_turn::server::policy::Cidr;
 
+mod realtime;
+pub use realtime::RealtimeGuards;
+
 /// Everything Tandem can be told. Secrets are [`SecretString`]s: `Debug`
 /// prints `[REDACTED]`, so logging the config never leaks them.
 #[derive(Debug, Clone)]
@@ -54,6 +57,8 @@ pub struct Config {
     /// `TANDEM_REALTIME_BATCH_MS`: chat messages of a room within this many
     /// milliseconds are pushed as one broadcast (0 turns batching off).
     pub realtime_batch_window: Duration,
+    /// The realtime endpoint's bounds against hostile clients (`TANDEM_ALLOWED_ORIGINS`, `TANDEM_REALTIME_*`).
+    pub realtime_guards: RealtimeGuards,
     /// `TANDEM_COOKIE_SECURE`: mark the session cookie `Secure` (turn off only for plain http).
     pub cookie_secure: bool,
     /// `TANDEM_SESSION_IDLE_TIMEOUT`: a session unused this long ends.
@@ -285,6 +290,7 @@ impl Config {
                 "100",
                 "expected milliseconds (0 turns batching off)",
             )?),
+            realtime_guards: RealtimeGuards::from_env(&env)?,
             cookie_secure: env.flag("TANDEM_COOKIE_SECURE", true)?,
             session_idle_timeout: env.duration("TANDEM_SESSION_IDLE_TIMEOUT", "14d")?,
             session_absolute_timeout: env.duration("TANDEM_SESSION_ABSOLUTE_TIMEOUT", "30d")?,

@@ -138,8 +138,7 @@ impl App {
             ),
         };
         let cache = build_cache(&config).await?;
-        let realtime =
-            Arc::new(Hub::new(1024).with_channel_rate(config.realtime_channel_messages_per_second));
+        let realtime = Arc::new(crate::routes::realtime::guard::hub(&config));
         let chat_batcher = Batcher::new(realtime.clone(), config.realtime_batch_window, 100);
         let realtime_presence: Arc<dyn PresenceView> = match (&config.redis_url, &redis) {
             (Some(url), Some(conn)) => {

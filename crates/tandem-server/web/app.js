@@ -515,7 +515,9 @@ const TYPING_SHOW_MS = 4_000;
 /**
  * One socket joined to one channel, rejoining with backoff when it drops.
  * `on` gets: open(), joined(), refused(reason), dropped(), presenceState(state),
- * presenceDiff(diff), broadcast(event, payload).
+ * presenceDiff(diff), broadcast(event, payload, sender). `sender` is the user id the
+ * server stamped on a member's broadcast (`meta.sender`, which no client can set);
+ * it is null for the server's own broadcasts.
  */
 function channelSocket(topic, config, on) {
   let ws = null;
@@ -565,7 +567,11 @@ function channelSocket(topic, config, on) {
           break;
         case 'presence_state': on.presenceState(m.payload || {}); break;
         case 'presence_diff': on.presenceDiff(m.payload || {}); break;
-        case 'broadcast': on.broadcast(m.payload?.event, m.payload?.payload); break;
+        case 'broadcast': {
+          const sender = m.payload?.meta?.sender;
+          on.broadcast(m.payload?.event, m.payload?.payload, typeof sender === 'string' ? sender : null);
+          break;
+        }
         case 'phx_error':
         case 'phx_close':
           socket.close(); // rejoin on a fresh connection
@@ -740,7 +746,8 @@ async function renderRoom(id) {
   }
   function presenceName(key) {
     const metas = presence.get(key) || [];
-    return metas.find((m) => m.name)?.name || names.get(key) || 'Someone';
+    // The key is the user id (the server sets it); a meta's name is only a fallback.
+    return names.get(key) || String(metas.find((m) => m.name)?.name || 'Someone');
   }
 
   let lastTypingSent = 0;
@@ -788,20 +795,23 @@ async function renderRoom(id) {
         }
         drawOnline();
       },
-      broadcast(event, payload) {
+      broadcast(event, payload, sender) {
         if (!payload || typeof payload !== 'object') return;
         if (event === 'messages' && Array.isArray(payload)) {
+          // Stored messages come from the server alone (it refuses this event from members).
+          if (sender !== null) return;
           // The server batches a room's new messages (up to 100 ms).
           const fresh = payload.filter((m) => m && m.id);
           addMessages(fresh);
           for (const m of fresh) typers.delete(m.user_id);
           drawTyping();
-        } else if (event === 'typing' && payload.user_id && payload.user_id !== me.id) {
-          const name = String(payload.name || names.get(payload.user_id) || 'Someone');
-          typers.set(payload.user_id, { name, until: Date.now() + TYPING_SHOW_MS });
+        } else if (event === 'typing' && sender && sender !== me.id) {
+          // Who is typing is who sent it, whatever the payload claims.
+          const name = names.get(sender) || String(payload.name || 'Someone');
+          typers.set(sender, { name, until: Date.now() + TYPING_SHOW_MS });
           drawTyping();
-        } else if (event === 'rtc') {
-          call?.signal(payload);
+        } else if (event === 'rtc' && sender) {
+          call?.signal({ ...payload, user: sender });
         }
       },
     });

@@ -4,7 +4,9 @@
 //
 // Signalling is one broadcast event, `rtc`, with a payload
 //   { from: <call id>, user: <user id>, name, to?: <call id>, kind, ... }
-// where the call id is fresh for every time someone joins the call (so two
+// where `user` is only the sender's claim: receivers use the sender the server
+// stamped on the broadcast (`meta.sender`) instead, and ignore messages for a call
+// id another member announced. The call id is fresh for every time someone joins the call (so two
 // tabs of one student are two participants) and `kind` is one of
 //   hello       to everyone: "I'm in the call"; everyone in it connects to me
 //   offer       { sdp }  }  the "perfect negotiation" pattern: either side may
@@ -162,9 +164,13 @@ export function createCall({ root, me, names, send, toast }) {
     for (const id of [...peers.keys()]) drop(id);
   }
 
+  /** `m.user` is the sender the server stamped (the room page sets it), never the payload's claim. */
   function signal(m) {
     if (!callId || !m || typeof m !== 'object' || typeof m.from !== 'string' || typeof m.user !== 'string') return;
     if (m.from === callId || (m.to !== undefined && m.to !== callId)) return;
+    // A call id belongs to the member who announced it: no one else may speak for it (e.g. a forged bye).
+    const known = peers.get(m.from);
+    if (known && known.user !== m.user) return;
     const name = names.get(m.user) || String(m.name || 'Someone');
     if (m.kind === 'hello') {
       // A known participant saying hello again has lost its connections (it rejoined the channel): start afresh.

@@ -191,6 +191,7 @@ pub async fn change_password(
         .set_password_hash(user_id, &hash, app.clock.now())
         .await?;
     let revoked = app.sessions.revoke_all(user_id, None).await?;
+    super::realtime::guard::sessions_ended(&app, user_id, None, None);
     tracing::info!(%user_id, revoked, "password changed; sessions revoked");
     let headers = start_session(&app, user_id, &client).await?;
     Ok((StatusCode::NO_CONTENT, headers))
@@ -229,6 +230,7 @@ async fn end_session(app: &AppState, token: Option<SessionToken>) -> Result<(), 
         && let Some(session) = app.sessions.resolve(&token).await?
     {
         app.sessions.end(&session).await?;
+        super::realtime::guard::sessions_ended(app, session.user_id, Some(&session.id), None);
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! The realtime endpoint (Supabase Realtime's protocol) and its tokens.
 
+pub mod guard;
+
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -11,10 +13,12 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tandem_db::Database;
 use tandem_realtime::{
+    access::Identity,
     hub::Outbound,
     protocol::{Body, Vsn},
     socket::{self, Authorizer, Limits, SocketContext},
 };
+use tandem_sessions::Sessions;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -38,11 +42,14 @@ pub struct RealtimeToken {
     pub expires_at: u64,
 }
 
-/// Issues a short-lived realtime access token for the logged-in user.
+/// Issues a short-lived realtime access token for the logged-in user; it
+/// stops working when this login session ends.
 #[utoipa::path(post, path = "/api/realtime/token", tag = "realtime",
     responses((status = 200, body = RealtimeToken), (status = 401, body = Problem)))]
 pub async fn token(State(app): State<AppState>, auth: Authenticated) -> axum::Json<RealtimeToken> {
-    let (access_token, expires_at) = app.realtime_tokens.issue(auth.user_id(), TOKEN_TTL);
+    let (access_token, expires_at) =
+        app.realtime_tokens
+            .issue_for_session(auth.user_id(), &auth.session.id, TOKEN_TTL);
     axum::Json(RealtimeToken {
         access_token,
         expires_at,
@@ -56,7 +63,10 @@ pub struct SocketParams {
     vsn: Option<String>,
 }
 
-/// `GET /realtime/v1/websocket?apikey=…&vsn=2.0.0`.
+/// `GET /realtime/v1/websocket?apikey=…&vsn=2.0.0`. A browser page from
+/// another origin must bring an access token (its cookie is not used); a
+/// socket with no credential takes one of a capped number of slots and
+/// must join a channel soon.
 pub async fn websocket(
     State(app): State<AppState>,
     Query(params): Query<SocketParams>,
@@ -67,22 +77,71 @@ pub async fn websocket(
         status: axum::http::StatusCode::BAD_REQUEST,
         detail: "Unsupported vsn: use 1.0.0 or 2.0.0.".into(),
     })?;
-    let cookie_user = match cookies::read(&headers, app.config.cookie_secure) {
-        Some(token) => app.sessions.resolve(&token).await?.map(|s| s.user_id),
-        None => None,
+    let same_origin = guard::origin_allowed(&app.config, &headers);
+    if !same_origin && params.apikey.is_none() {
+        metrics::counter!("tandem_realtime_refused_total", "why" => "origin").increment(1);
+        return Err(ApiError::Forbidden(
+            "WebSockets from other origins need an access token (apikey).",
+        ));
+    }
+    // Another origin's page never rides on this site's session cookie.
+    let cookie = match cookies::read(&headers, app.config.cookie_secure) {
+        Some(token) if same_origin => app.sessions.resolve(&token).await?.map(|s| Identity {
+            user: s.user_id,
+            session: Some(s.id),
+        }),
+        _ => None,
     };
+    let now = tandem_realtime::token::unix_now();
+    // A token of an ended session is no credential: such a socket is a stranger.
+    let token = (params.apikey.as_deref()).and_then(|t| app.realtime_tokens.claims(t, now));
+    let has_token = match token {
+        Some(claims) => {
+            let identity = Identity {
+                user: claims.user,
+                session: claims.session,
+            };
+            session_live(&app.sessions, &identity).await
+        }
+        None => false,
+    };
+    let anonymous = if cookie.is_none() && !has_token {
+        match app.realtime.admit_anonymous() {
+            Some(slot) => Some(slot),
+            None => {
+                metrics::counter!("tandem_realtime_refused_total", "why" => "anonymous_cap")
+                    .increment(1);
+                return Err(ApiError::BadRequest {
+                    status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    detail:
+                        "Too many unauthenticated realtime connections: sign in, or retry later."
+                            .into(),
+                });
+            }
+        }
+    } else {
+        None
+    };
+    let guards = &app.config.realtime_guards;
     let ctx = SocketContext {
         hub: app.realtime.clone(),
         vsn,
-        cookie_user,
+        cookie,
         apikey: params.apikey,
         signer: app.realtime_tokens.clone(),
-        authorizer: Arc::new(Rules { db: app.db.clone() }),
+        authorizer: Arc::new(Rules {
+            db: app.db.clone(),
+            sessions: app.sessions.clone(),
+        }),
         presence: app.realtime_presence.clone(),
         limits: Limits {
             messages_per_second: app.config.realtime_messages_per_second,
+            presence_meta_bytes: usize::try_from(guards.presence_meta_bytes).unwrap_or(usize::MAX),
+            auth_deadline: guards.auth_deadline,
             ..Limits::default()
         },
+        reserved_events: guard::SERVER_EVENTS,
+        anonymous,
         shutdown: app.shutdown.clone(),
     };
     // Small socket buffers: memory per connection is what lets one machine
@@ -124,7 +183,9 @@ pub struct BroadcastMessage {
 
 /// Broadcasts from a server (or a client that is not joined), as Supabase's
 /// REST endpoint: authenticated by an access token (`apikey` or
-/// `Authorization: Bearer`) or the session cookie; the channel rules apply.
+/// `Authorization: Bearer`) or the session cookie; the channel rules, the
+/// server's reserved event names and the channel's rate apply, plus a
+/// budget per user; each message is stamped with its sender.
 pub async fn rest_broadcast(
     State(app): State<AppState>,
     Query(params): Query<SocketParams>,
@@ -135,12 +196,21 @@ pub async fn rest_broadcast(
     if req.messages.is_empty() || req.messages.len() > 100 {
         return Err(ApiError::invalid("messages", "Send 1 to 100 messages."));
     }
-    let rules = Rules { db: app.db.clone() };
+    let rules = Rules {
+        db: app.db.clone(),
+        sessions: app.sessions.clone(),
+    };
     for m in &req.messages {
         if m.topic.is_empty() || m.topic.len() > 246 || m.event.is_empty() || m.event.len() > 255 {
             return Err(ApiError::invalid(
                 "messages",
                 "Topics are 1–246 bytes, events 1–255.",
+            ));
+        }
+        if guard::SERVER_EVENTS.contains(&m.event.as_str()) {
+            return Err(ApiError::invalid(
+                "messages",
+                "This event name is reserved for the server.",
             ));
         }
         if !rules.may_join(user, &m.topic).await {
@@ -149,14 +219,17 @@ pub async fn rest_broadcast(
             ));
         }
     }
+    let count = u32::try_from(req.messages.len()).unwrap_or(u32::MAX);
+    if !app.realtime.take_user_budget(user, count) {
+        return Err(ApiError::RateLimited(Duration::from_secs(1)));
+    }
     for m in req.messages {
         let topic = format!("realtime:{}", m.topic);
-        app.realtime.publish(&Outbound::broadcast(
-            &topic,
-            &m.event,
-            Body::Json(m.payload),
-            None,
-        ));
+        let message =
+            Outbound::from_sender(&topic, &m.event, Body::Json(m.payload), Some(user), None);
+        if !app.realtime.publish_limited(&message) {
+            return Err(ApiError::RateLimited(Duration::from_secs(1)));
+        }
     }
     Ok(axum::http::StatusCode::ACCEPTED)
 }
@@ -176,11 +249,19 @@ async fn rest_user(
         .into_iter()
         .flatten()
     {
-        if let Some((user, _)) = app.realtime_tokens.verify(token, now) {
-            return Ok(user);
+        if let Some(claims) = app.realtime_tokens.claims(token, now) {
+            let identity = Identity {
+                user: claims.user,
+                session: claims.session,
+            };
+            if identity.session.is_some() && !session_live(&app.sessions, &identity).await {
+                return Err(ApiError::Unauthenticated);
+            }
+            return Ok(identity.user);
         }
     }
     if let Some(token) = cookies::read(headers, app.config.cookie_secure)
+        && guard::origin_allowed(&app.config, headers)
         && let Some(session) = app.sessions.resolve(&token).await?
     {
         return Ok(session.user_id);
@@ -192,6 +273,21 @@ async fn rest_user(
 /// members of that study session, other topics for any signed-in user.
 struct Rules {
     db: Arc<dyn Database>,
+    sessions: Sessions,
+}
+
+/// Whether the login session of `identity` still exists (and is theirs).
+async fn session_live(sessions: &Sessions, identity: &Identity) -> bool {
+    let Some(id) = identity.session.as_deref() else {
+        return true;
+    };
+    match sessions.store().get(id).await {
+        Ok(session) => session.is_some_and(|s| s.user_id == identity.user),
+        Err(e) => {
+            tracing::warn!(error = %e, "realtime: session check failed");
+            false
+        }
+    }
 }
 
 #[async_trait]
@@ -213,5 +309,9 @@ impl Authorizer for Rules {
             };
         }
         true
+    }
+
+    async fn session_live(&self, identity: &Identity) -> bool {
+        session_live(&self.sessions, identity).await
     }
 }

@@ -77,6 +77,7 @@ pub async fn revoke_others(
         .sessions
         .revoke_all(auth.user_id(), Some(&auth.session.id))
         .await?;
+    super::realtime::guard::sessions_ended(&app, auth.user_id(), None, Some(&auth.session.id));
     Ok(axum::Json(Revoked { revoked }))
 }
 
@@ -100,6 +101,7 @@ pub async fn revoke(
     if !app.sessions.revoke(auth.user_id(), &id).await? {
         return Err(ApiError::NotFound("session"));
     }
+    super::realtime::guard::sessions_ended(&app, auth.user_id(), Some(&id), None);
     let headers = if id == auth.session.id {
         clear_cookie(&app)
     } else {

@@ -218,6 +218,7 @@ pub async fn leave(
     if !app.db.leave_study_session(id, auth.user_id()).await? {
         return Err(ApiError::NotFound("membership"));
     }
+    super::realtime::guard::left_room(&app, auth.user_id(), id);
     if let Some(started_at) = joined_at {
         // Time spent in the room, for analytics; a full buffer only loses this row.
         let visit = tandem_db::AnalyticsRow::StudyVisit(tandem_db::StudyVisit {

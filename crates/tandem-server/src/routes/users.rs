@@ -171,6 +171,7 @@ pub async fn delete_me(
     let user_id = auth.user_id();
     verify_password(&app, user_id, req.password, "password").await?;
     app.sessions.revoke_all(user_id, None).await?;
+    super::realtime::guard::sessions_ended(&app, user_id, None, None);
     app.db.delete_user(user_id).await?;
     reads::user_changed(&app, user_id).await;
     // Their uploads stop being served (a CDN may keep a copy for a day).
