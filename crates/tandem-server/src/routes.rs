@@ -31,7 +31,9 @@ use axum::{
 };
 use tandem_ratelimit::{Decision, Limit};
 use tower_http::{
-    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer,
+    catch_panic::CatchPanicLayer,
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
     trace::{DefaultOnFailure, TraceLayer},
 };
 use utoipa::OpenApi;
