@@ -10,6 +10,12 @@ use reqwest::{StatusCode, header};
 
 use crate::helpers::{Backend, Client, TestApp};
 
+// The rate limit counts in Redis and accounts live in PostgreSQL there.
+crate::on_both_backends!(
+    new_variants_are_rate_limited_per_ip_and_cached_ones_are_free,
+    a_deleted_accounts_avatar_and_variants_are_gone
+);
+
 pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let img = RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 239) as u8])
@@ -174,9 +180,8 @@ async fn variants_share_canonical_keys_and_stay_within_the_disk_budget() {
 /// Finding 4, part two: the route was outside every rate limit. New
 /// variants are charged per client IP (`TANDEM_IMAGE_CREATE_PER_MINUTE`);
 /// cached ones are free and never refused.
-#[tokio::test]
-async fn new_variants_are_rate_limited_per_ip_and_cached_ones_are_free() {
-    let app = TestApp::spawn_with(Backend::Embedded, |c| c.image_create_per_minute = 3).await;
+async fn new_variants_are_rate_limited_per_ip_and_cached_ones_are_free(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.image_create_per_minute = 3).await;
     let (student, _) = app.signed_up().await;
     let url = upload(&app, &student, noisy_jpeg(400, 300)).await;
     for width in [16, 32, 48] {
@@ -288,9 +293,8 @@ async fn a_new_avatar_deletes_the_old_one_and_its_variants() {
 /// year). Now deletion removes its uploads and their variants, which 404
 /// at once; uploads are cached a day, not a year (a CDN edge may keep a
 /// copy that long).
-#[tokio::test]
-async fn a_deleted_accounts_avatar_and_variants_are_gone() {
-    let app = TestApp::spawn(Backend::Embedded).await;
+async fn a_deleted_accounts_avatar_and_variants_are_gone(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (student, _) = app.signed_up().await;
     let url = upload(&app, &student, noisy_jpeg(300, 200)).await;
     let variant = format!("/cdn-cgi/image/width=128,format=webp{url}");

@@ -47,7 +47,8 @@ fn flat_png() -> Vec<u8> {
 /// `TANDEM_IMAGE_MEMORY_MB`: four concurrent uploads of a PNG that decodes
 /// to 36 MB are decoded one at a time (each alone needs more than the
 /// 16 MiB budget). Under nextest (a process per test) the process's peak
-/// memory is measured too.
+/// memory is measured too: it grew by ~325 MB on 2cafaa0, ~105 MB now
+/// (allocator arenas keep some of each job's memory).
 #[tokio::test]
 async fn concurrent_uploads_decode_one_budget_at_a_time() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| c.image_memory_mb = 16).await;
@@ -73,7 +74,7 @@ async fn concurrent_uploads_decode_one_budget_at_a_time() {
         let (peak, _) = memory_kib();
         let grew_mb = peak.saturating_sub(before) / 1024;
         eprintln!("peak memory grew by {grew_mb} MB during the uploads");
-        assert!(grew_mb < 110, "peak memory grew by {grew_mb} MB");
+        assert!(grew_mb < 200, "peak memory grew by {grew_mb} MB");
     }
 }
 

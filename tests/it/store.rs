@@ -139,4 +139,16 @@ async fn avatars_live_in_the_bucket_when_one_is_configured() {
     assert_eq!(variant.status(), StatusCode::OK);
     let img = image::load_from_memory(&variant.bytes().await.expect("bytes")).expect("webp");
     assert_eq!(img.width(), 128);
+
+    // The variant is stored under its source; deleting the account empties
+    // the bucket of both (issue 18, finding 20).
+    let s3 = S3Store::new(&config(&bucket)).expect("store");
+    let variants = format!("variants/uploads/{key}");
+    assert_eq!(s3.list(&variants).await.expect("list").len(), 1);
+    let folder = key.rsplit_once('/').expect("a user folder").0;
+    let password = serde_json::json!({ "password": crate::helpers::PASSWORD });
+    let res = student.delete("/api/users/me", Some(password)).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
+    assert!(s3.list(folder).await.expect("list").is_empty());
+    assert!(s3.list(&variants).await.expect("list").is_empty());
 }

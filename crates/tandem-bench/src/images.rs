@@ -146,6 +146,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.queue_workers = false;
     config.image_cache_mb = 0;
     config.api_max_per_minute = u32::MAX;
+    // Every request makes a new variant here, all from one address.
+    config.image_create_per_minute = u32::MAX;
+    config.image_queue = u32::MAX;
     if !config.image_sizes.contains(&args.width) {
         config.image_sizes.push(args.width);
     }

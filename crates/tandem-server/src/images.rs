@@ -5,6 +5,7 @@
 //! requests for the same variant arrive together. A cached variant costs a
 //! lookup; only making one is charged (rate limit, queue, pool).
 
+mod job;
 pub mod pool;
 pub mod stored;
 
@@ -14,11 +15,12 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use sha2::{Digest, Sha256};
-use tandem_images::{Limits, Options, OutputFormat, Policy, TransformError, transform};
+use tandem_images::{Limits, Options, OutputFormat, Policy, TransformError};
 use tandem_store::ObjectStore;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::config::Config;
+use job::{Job, Queued};
 use pool::{Pool, estimate_bytes};
 use stored::StoredVariants;
 
@@ -85,15 +87,6 @@ const AVIF_QUEUE: u64 = 4;
 /// How long a variant stays in memory: a deleted source's variants leave
 /// the other instances' memory within this time.
 const MEMORY_TTL: Duration = Duration::from_secs(600);
-
-/// One AVIF variant waiting or being encoded (counted until dropped).
-struct Queued(Arc<AtomicU64>);
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Why a variant could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -330,48 +323,5 @@ impl Images {
             }
         }
         Ok(())
-    }
-}
-
-/// One variant to make, with its place in the queue.
-struct Job {
-    pool: Arc<Pool>,
-    ticket: pool::Ticket,
-    memory: u64,
-    avif_turn: Option<(Queued, Arc<Semaphore>)>,
-    source: Bytes,
-    options: Options,
-    accept: Option<String>,
-    limits: Limits,
-}
-
-impl Job {
-    /// Waits for its turn (AVIF's single slot, then memory and a core) and
-    /// makes the variant, unless `abandoned` completes first.
-    async fn run(
-        self,
-        abandoned: impl Future<Output = ()>,
-    ) -> Result<tandem_images::Output, ImageError> {
-        let mut abandoned = std::pin::pin!(abandoned);
-        let avif_slot = match self.avif_turn {
-            Some((queued, slot)) => tokio::select! {
-                biased;
-                () = &mut abandoned => return Err(ImageError::Abandoned),
-                slot = slot.acquire_owned() => Some((
-                    queued,
-                    slot.map_err(|e| ImageError::Unavailable(e.to_string()))?,
-                )),
-            },
-            None => None,
-        };
-        let (source, options, accept, limits) =
-            (self.source, self.options, self.accept, self.limits);
-        self.pool
-            .run(self.ticket, self.memory, abandoned, move || {
-                let _avif = avif_slot;
-                transform(&source, &options, accept.as_deref(), &limits)
-            })
-            .await?
-            .map_err(ImageError::from)
     }
 }
