@@ -3,31 +3,12 @@
 //! serializers never panic, and whatever is accepted has the shape the
 //! socket relies on. Deterministic: a failure names its seed and case.
 
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use tandem_realtime::protocol::{FrameError, Inbound, Vsn, decode_binary, decode_text};
 
 /// Cases per seed, and seeds: a few seconds in a debug build.
 const CASES: usize = 20_000;
 const SEEDS: [u64; 5] = [1, 2, 3, 0x5eed, 0xdead_beef];
-
-/// xorshift64*: small, fast and reproducible; no dependency needed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next().to_le_bytes()[0]
-    }
-}
 
 const TEXT_SEEDS: [&str; 6] = [
     r#"["1","2","realtime:room1","phx_join",{"config":{"broadcast":{"self":true}}}]"#,
@@ -45,12 +26,12 @@ fn binary_seed() -> Vec<u8> {
 }
 
 /// One random change: flip, overwrite, insert, delete, truncate or repeat.
-fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
-    let at = rng.below(data.len() + 1);
-    match rng.below(6) {
-        0 if at < data.len() => data[at] ^= 1 << rng.below(8),
-        1 if at < data.len() => data[at] = rng.byte(),
-        2 => data.insert(at, rng.byte()),
+fn mutate(rng: &mut StdRng, data: &mut Vec<u8>) {
+    let at = rng.random_range(0..data.len() + 1);
+    match rng.random_range(0..6) {
+        0 if at < data.len() => data[at] ^= 1 << rng.random_range(0..8),
+        1 if at < data.len() => data[at] = rng.random::<u8>(),
+        2 => data.insert(at, rng.random::<u8>()),
         3 if at < data.len() => {
             data.remove(at);
         }
@@ -83,16 +64,24 @@ fn check(inbound: &Result<Inbound, FrameError>, binary: bool) {
 fn mutated_and_random_frames_never_panic() {
     let mut accepted = 0;
     for seed in SEEDS {
-        let mut rng = Rng(seed);
+        let mut rng = StdRng::seed_from_u64(seed);
         for case in 0..CASES {
-            let vsn = if rng.below(4) == 0 { Vsn::V1 } else { Vsn::V2 };
-            let binary = rng.below(3) == 0;
-            let mut data = match (binary, rng.below(8)) {
-                (_, 0) => (0..rng.below(64)).map(|_| rng.byte()).collect(),
-                (true, _) => binary_seed(),
-                (false, _) => TEXT_SEEDS[rng.below(TEXT_SEEDS.len())].as_bytes().to_vec(),
+            let vsn = if rng.random_range(0..4) == 0 {
+                Vsn::V1
+            } else {
+                Vsn::V2
             };
-            for _ in 0..1 + rng.below(4) {
+            let binary = rng.random_range(0..3) == 0;
+            let mut data = match (binary, rng.random_range(0..8)) {
+                (_, 0) => (0..rng.random_range(0..64))
+                    .map(|_| rng.random::<u8>())
+                    .collect(),
+                (true, _) => binary_seed(),
+                (false, _) => TEXT_SEEDS[rng.random_range(0..TEXT_SEEDS.len())]
+                    .as_bytes()
+                    .to_vec(),
+            };
+            for _ in 0..1 + rng.random_range(0..4) {
                 mutate(&mut rng, &mut data);
             }
             let outcome = std::panic::catch_unwind(|| {
