@@ -35,12 +35,30 @@ pub enum QueueError {
     /// The database backend failed.
     #[error("queue storage: {0}")]
     Db(#[from] tandem_db::DbError),
-    /// The Redis backend failed.
-    #[error("queue redis: {0}")]
-    Redis(#[from] bullmq::Error),
+    /// The queue engine (BullMQ on Redis) could not be reached or failed.
+    #[error("queue engine: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A job's payload or result is not valid JSON.
     #[error("job data: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl QueueError {
+    /// Whether the queue's storage is unreachable or saturated (answer 503,
+    /// not 500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Db(db) => db.is_unavailable(),
+            Self::Unavailable(_) => true,
+            Self::Json(_) => false,
+        }
+    }
+}
+
+impl From<bullmq::Error> for QueueError {
+    fn from(err: bullmq::Error) -> Self {
+        Self::Unavailable(Box::new(err))
+    }
 }
 
 /// One queue engine; every method names the queue it works on.

@@ -35,10 +35,17 @@ pub enum Decision {
     },
 }
 
-/// The limiter's backing store failed.
+/// The limiter's backing store could not be reached or failed (only the
+/// Redis limiter can fail); the engine's error is the source.
 #[derive(Debug, thiserror::Error)]
 #[error("rate limiter unavailable: {0}")]
-pub struct LimitError(#[from] redis::RedisError);
+pub struct LimitError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+impl From<redis::RedisError> for LimitError {
+    fn from(err: redis::RedisError) -> Self {
+        Self(Box::new(err))
+    }
+}
 
 /// Counts hits against keys.
 #[async_trait]

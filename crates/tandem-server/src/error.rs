@@ -47,45 +47,61 @@ impl FieldError {
     }
 }
 
-/// Everything a handler can fail with.
+/// Everything a handler can fail with: one variant per answer, so the
+/// status follows from the variant. Messages are fixed, written for a
+/// person; library text goes to the logs only.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request could not be understood (malformed JSON, bad path, ...).
-    #[error("{detail}")]
-    BadRequest {
-        /// HTTP status (400, 413, 415, 422 from extractor rejections).
-        status: StatusCode,
-        /// Explanation for the client.
-        detail: String,
-    },
-    /// Well-formed input that breaks a rule.
+    /// 400: the request could not be understood (bad JSON, path or query).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 422: well-formed input that breaks a rule, field by field.
     #[error("invalid input")]
     Validation(Vec<FieldError>),
-    /// Not logged in, or the session ended.
+    /// 422: well-formed input that cannot be processed, not tied to a field.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 401: not logged in, or the session ended.
     #[error("authentication required")]
     Unauthenticated,
-    /// Wrong e-mail or password (deliberately one message for both).
+    /// 401: wrong e-mail or password (deliberately one message for both).
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// Logged in, but not allowed to do this.
+    /// 403: logged in, but not allowed to do this.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
-    /// The named thing does not exist (or is not yours to see).
+    /// 404: the named thing does not exist (or is not yours to see).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// The request conflicts with existing state.
+    /// 405: the endpoint exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with existing state.
     #[error("{0}")]
     Conflict(String),
-    /// Too many requests; retry later.
+    /// 413: the body (or an upload) is larger than allowed.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415: the body is not in a type this endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429: too many requests; retry after the duration.
     #[error("rate limited")]
     RateLimited(Duration),
-    /// A dependency (database, Redis) is unavailable.
+    /// 503: this instance is at a capacity limit right now; retry shortly.
+    #[error("{0}")]
+    Busy(&'static str),
+    /// 503: a dependency (database, Redis, storage) failed; the reason is
+    /// logged, never shown.
     #[error("service unavailable: {0}")]
     Unavailable(String),
-    /// A bug or an unexpected failure: logged, answered without details.
+    /// 500: a bug or an unexpected failure: logged, answered without details.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+/// How long a client should wait before retrying a 503.
+const RETRY_UNAVAILABLE: Duration = Duration::from_secs(5);
 
 impl ApiError {
     /// One invalid field.
@@ -95,30 +111,37 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest { status, .. } => *status,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) | Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn detail(&self) -> String {
         match self {
-            Self::BadRequest { detail, .. } => detail.clone(),
+            Self::BadRequest(detail)
+            | Self::Unprocessable(detail)
+            | Self::Conflict(detail)
+            | Self::PayloadTooLarge(detail)
+            | Self::UnsupportedMediaType(detail) => detail.clone(),
             Self::Validation(errors) => {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 format!("Please check: {}.", fields.join(", "))
             }
             Self::Unauthenticated => "Log in to continue.".into(),
             Self::InvalidCredentials => "Invalid e-mail or password.".into(),
-            Self::Forbidden(why) => (*why).to_owned(),
+            Self::Forbidden(why) | Self::Busy(why) => (*why).to_owned(),
             Self::NotFound(what) => format!("No such {what}."),
-            Self::Conflict(detail) => detail.clone(),
+            Self::MethodNotAllowed => "This endpoint does not accept that method.".into(),
             Self::RateLimited(after) => format!(
                 "Too many attempts. Try again in {} seconds.",
                 after.as_secs().max(1)
@@ -129,15 +152,14 @@ impl ApiError {
             Self::Internal(_) => "Something went wrong on our side. It has been logged.".into(),
         }
     }
-}
 
-/// Builds a problem response with the given status and detail.
-pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    ApiError::BadRequest {
-        status,
-        detail: detail.into(),
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited(after) => Some(*after),
+            Self::Busy(_) | Self::Unavailable(_) => Some(RETRY_UNAVAILABLE),
+            _ => None,
+        }
     }
-    .into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -148,13 +170,14 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let status = self.status();
+        let retry_after = self.retry_after();
         let body = Problem {
             kind: format!("/problems/{}", slug(status)),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: self.detail(),
             errors: match self {
-                Self::Validation(ref errors) => errors.clone(),
+                Self::Validation(errors) => errors,
                 _ => Vec::new(),
             },
         };
@@ -164,7 +187,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Self::RateLimited(after) = self {
+        if let Some(after) = retry_after {
             headers.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(after.as_secs().max(1)),
@@ -191,16 +214,42 @@ fn slug(status: StatusCode) -> &'static str {
     }
 }
 
-macro_rules! rejection_to_problem {
-    ($($rejection:ty),*) => {$(
-        impl From<$rejection> for ApiError {
-            fn from(rejection: $rejection) -> Self {
-                Self::BadRequest { status: rejection.status(), detail: rejection.body_text() }
-            }
+/// An extractor's refusal as a fixed message for its status (`part` names
+/// what was wrong); the extractor's own text is logged at debug level only.
+fn rejected(status: StatusCode, text: &str, part: &str) -> ApiError {
+    tracing::debug!(%status, %text, "request refused by an extractor");
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("The request body is too large.".into())
         }
-    )*};
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(
+            "Send the body as JSON, with Content-Type: application/json.".into(),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(format!(
+            "The {part} does not have the expected fields and types."
+        )),
+        s if s.is_client_error() => ApiError::BadRequest(format!("The {part} is not valid.")),
+        _ => ApiError::Internal(anyhow::anyhow!("extractor failed: {text}")),
+    }
 }
-rejection_to_problem!(JsonRejection, PathRejection, QueryRejection);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        rejected(rejection.status(), &rejection.body_text(), "JSON body")
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        rejected(rejection.status(), &rejection.body_text(), "URL path")
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        rejected(rejection.status(), &rejection.body_text(), "query string")
+    }
+}
 
 impl From<tandem_db::DbError> for ApiError {
     fn from(err: tandem_db::DbError) -> Self {
@@ -216,8 +265,8 @@ impl From<tandem_sessions::StoreError> for ApiError {
     fn from(err: tandem_sessions::StoreError) -> Self {
         match err {
             tandem_sessions::StoreError::Db(db) => db.into(),
-            tandem_sessions::StoreError::Redis(e) => Self::Unavailable(e.to_string()),
-            other => Self::Internal(other.into()),
+            err if err.is_unavailable() => Self::Unavailable(err.to_string()),
+            err => Self::Internal(err.into()),
         }
     }
 }
@@ -226,8 +275,8 @@ impl From<tandem_queue::QueueError> for ApiError {
     fn from(err: tandem_queue::QueueError) -> Self {
         match err {
             tandem_queue::QueueError::Db(db) => db.into(),
-            tandem_queue::QueueError::Redis(e) => Self::Unavailable(e.to_string()),
-            other => Self::Internal(other.into()),
+            err if err.is_unavailable() => Self::Unavailable(err.to_string()),
+            err => Self::Internal(err.into()),
         }
     }
 }

@@ -111,6 +111,46 @@ pub enum ImageError {
     Unavailable(String),
 }
 
+/// The one answer for each image error, for uploads and variants alike.
+/// Decoder and encoder text is logged, never shown.
+impl From<&ImageError> for crate::ApiError {
+    fn from(error: &ImageError) -> Self {
+        use crate::ApiError;
+        match error {
+            ImageError::NoSource => ApiError::NotFound("image"),
+            ImageError::RateLimited(after) => ApiError::RateLimited(*after),
+            ImageError::Busy => {
+                ApiError::Busy("Too many images are being made; try again shortly.")
+            }
+            ImageError::Transform(e @ TransformError::Unsupported) => {
+                ApiError::UnsupportedMediaType(e.to_string())
+            }
+            ImageError::Transform(e @ TransformError::TooLarge(_)) => {
+                ApiError::PayloadTooLarge(e.to_string())
+            }
+            ImageError::Transform(
+                e @ (TransformError::TooManyPixels { .. }
+                | TransformError::OutputTooLarge { .. }
+                | TransformError::AvifTooLarge { .. }
+                | TransformError::Animated),
+            ) => ApiError::Unprocessable(e.to_string()),
+            ImageError::Transform(TransformError::Corrupt(why)) => {
+                tracing::debug!(%why, "image refused: not decodable");
+                ApiError::Unprocessable("The image is damaged or truncated.".into())
+            }
+            ImageError::Transform(TransformError::Encode(_))
+            | ImageError::Unavailable(_)
+            | ImageError::Abandoned => ApiError::Unavailable(format!("image job: {error}")),
+        }
+    }
+}
+
+impl From<ImageError> for crate::ApiError {
+    fn from(error: ImageError) -> Self {
+        (&error).into()
+    }
+}
+
 impl Images {
     /// A service storing variants in `store`, per `settings`.
     pub fn new(policy: Policy, settings: &ImageSettings, store: Arc<dyn ObjectStore>) -> Self {

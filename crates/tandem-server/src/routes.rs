@@ -42,7 +42,7 @@ use utoipa_axum::{
     routes,
 };
 
-use crate::{ApiError, AppState, error::problem, extract::client_ip, telemetry};
+use crate::{ApiError, AppState, extract::client_ip, telemetry};
 
 /// The OpenAPI document's fixed parts; paths come from the handlers.
 #[derive(OpenApi)]
@@ -135,13 +135,8 @@ pub fn router(app: AppState) -> Router {
         .route("/realtime/v1/websocket", get(realtime::websocket))
         .route("/realtime/v1/api/broadcast", post(realtime::rest_broadcast))
         .merge(web::router())
-        .fallback(|| async { problem(StatusCode::NOT_FOUND, "No such endpoint.") })
-        .method_not_allowed_fallback(|| async {
-            problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "This endpoint does not accept that method.",
-            )
-        })
+        .fallback(|| async { ApiError::NotFound("endpoint") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
             app.clone(),
             crate::replicas::track_writes,

@@ -36,6 +36,26 @@ pub fn init_logging(json: bool) {
             )
             .try_init()
     };
+    log_panics();
+}
+
+/// Every panic (a handler's, a background task's, a blocking job's) also
+/// becomes an error log line with its location, so a task whose handle
+/// nobody awaits does not fail unseen; the default hook still prints it.
+fn log_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            tracing::error!(
+                panic = %info,
+                thread = thread.name().unwrap_or("unnamed"),
+                "a task panicked"
+            );
+            default(info);
+        }));
+    });
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade is global by

@@ -20,18 +20,36 @@ pub use redis_store::RedisSessionStore;
 pub use service::{SessionPolicy, Sessions};
 pub use token::SessionToken;
 
-/// Errors from a session store; all of them mean "the store is unavailable".
+/// Errors from a session store. Callers ask [`StoreError::is_unavailable`];
+/// no engine's error type leaves this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] tandem_db::DbError),
-    /// Redis failed.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    /// The session engine (Redis) could not be reached or failed.
+    #[error("session store: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A stored record could not be decoded.
     #[error("corrupt session record: {0}")]
     Corrupt(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// Whether the store is unreachable or saturated (answer 503, not 500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Db(db) => db.is_unavailable(),
+            Self::Unavailable(_) => true,
+            Self::Corrupt(_) => false,
+        }
+    }
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(err: redis::RedisError) -> Self {
+        Self::Unavailable(Box::new(err))
+    }
 }
 
 /// Storage of login sessions. Implementations only store; expiry rules live

@@ -1,6 +1,6 @@
 //! Achievements and public app configuration.
 
-use axum::{extract::State, http::StatusCode};
+use axum::extract::State;
 
 use crate::{
     ApiError, AppState,
@@ -34,10 +34,9 @@ pub async fn config(
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !well_formed {
-        return Err(ApiError::BadRequest {
-            status: StatusCode::BAD_REQUEST,
-            detail: "Configuration keys are 1–64 lower-case letters, digits and dashes.".into(),
-        });
+        return Err(ApiError::BadRequest(
+            "Configuration keys are 1–64 lower-case letters, digits and dashes.".into(),
+        ));
     }
     reads::config(&app, &key)
         .await?

@@ -11,9 +11,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use tandem_images::{Options, OutputFormat, TransformError};
+use tandem_images::{Options, OutputFormat};
 
-use crate::{ApiError, AppState, assets, error::problem, extract::ClientInfo, images::ImageError};
+use crate::{ApiError, AppState, assets, extract::ClientInfo, images::ImageError};
 
 /// Long-lived: hashed assets never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -32,11 +32,11 @@ pub async fn image(
 ) -> Response {
     let options = match Options::parse(&options, &app.images.policy) {
         Ok(options) => options,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return ApiError::BadRequest(e.to_string()).into_response(),
     };
     let (source, cache_control) = match locate(&source) {
         Ok(found) => found,
-        Err((status, detail)) => return problem(status, detail),
+        Err(refused) => return refused.into_response(),
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     // The source is read, and the client charged for a new variant, only
@@ -49,7 +49,7 @@ pub async fn image(
         .await
     {
         Ok(variant) => variant,
-        Err(e) => return refused(&e),
+        Err(e) => return ApiError::from(&*e).into_response(),
     };
     if super::web::not_modified(&headers, &variant.etag) {
         return StatusCode::NOT_MODIFIED.into_response();
@@ -76,7 +76,7 @@ pub async fn image(
 /// The source's canonical name (a plain asset name becomes its hashed
 /// name, so a deploy that changes the asset changes the variant's key) and
 /// how long its variants may be cached; or why it is refused.
-fn locate(source: &str) -> Result<(String, &'static str), (StatusCode, &'static str)> {
+fn locate(source: &str) -> Result<(String, &'static str), ApiError> {
     if let Some(name) = source.strip_prefix("assets/") {
         let bundle = assets::bundle();
         if bundle.files.contains_key(name) {
@@ -84,18 +84,17 @@ fn locate(source: &str) -> Result<(String, &'static str), (StatusCode, &'static 
         }
         return match bundle.names.get(name) {
             Some(hashed) => Ok((format!("assets/{hashed}"), A_DAY)),
-            None => Err((StatusCode::NOT_FOUND, "No such image.")),
+            None => Err(ApiError::NotFound("image")),
         };
     }
     if let Some(key) = source.strip_prefix("uploads/") {
         if tandem_store::validate_key(key).is_err() {
-            return Err((StatusCode::BAD_REQUEST, "Invalid image path."));
+            return Err(ApiError::BadRequest("Invalid image path.".into()));
         }
         return Ok((source.to_owned(), UPLOADS));
     }
-    Err((
-        StatusCode::BAD_REQUEST,
-        "Only local images can be resized: /assets/… or /uploads/….",
+    Err(ApiError::BadRequest(
+        "Only local images can be resized: /assets/… or /uploads/….".into(),
     ))
 }
 
@@ -136,36 +135,3 @@ async fn allow_new(app: &AppState, ip: std::net::IpAddr) -> Result<(), ImageErro
     }
 }
 
-fn refused(error: &ImageError) -> Response {
-    let status = match error {
-        ImageError::NoSource => StatusCode::NOT_FOUND,
-        ImageError::RateLimited(after) => {
-            return ApiError::RateLimited(*after).into_response();
-        }
-        ImageError::Busy => {
-            let mut busy = problem(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
-            busy.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return busy;
-        }
-        ImageError::Transform(TransformError::Unsupported) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ImageError::Transform(TransformError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-        ImageError::Transform(
-            TransformError::TooManyPixels { .. }
-            | TransformError::OutputTooLarge { .. }
-            | TransformError::AvifTooLarge { .. }
-            | TransformError::Animated
-            | TransformError::Corrupt(_),
-        ) => StatusCode::UNPROCESSABLE_ENTITY,
-        ImageError::Transform(TransformError::Encode(_))
-        | ImageError::Unavailable(_)
-        | ImageError::Abandoned => {
-            tracing::error!(%error, "image transform failed");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The image could not be produced; try again.",
-            );
-        }
-    };
-    problem(status, error.to_string())
-}

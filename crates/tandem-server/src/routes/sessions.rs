@@ -93,10 +93,9 @@ pub async fn revoke(
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
     let well_formed = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if !well_formed {
-        return Err(ApiError::BadRequest {
-            status: StatusCode::BAD_REQUEST,
-            detail: "Session ids are 64 lower-case hexadecimal characters.".into(),
-        });
+        return Err(ApiError::BadRequest(
+            "Session ids are 64 lower-case hexadecimal characters.".into(),
+        ));
     }
     if !app.sessions.revoke(auth.user_id(), &id).await? {
         return Err(ApiError::NotFound("session"));

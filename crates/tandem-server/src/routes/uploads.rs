@@ -16,12 +16,10 @@ use axum::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tandem_db::ProfileUpdate;
-use tandem_images::TransformError;
 use utoipa::ToSchema;
 
 use crate::{
-    ApiError, AppState, error::Problem, error::problem, extract::Authenticated, images::ImageError,
-    reads,
+    ApiError, AppState, error::Problem, extract::Authenticated, reads,
 };
 
 /// Longest side kept of an avatar.
@@ -52,8 +50,7 @@ pub async fn upload_avatar(
     let normalized = app
         .images
         .normalize_upload(body, app.config.upload_max_bytes, AVATAR_SIDE)
-        .await
-        .map_err(refusal)?;
+        .await?;
     let hash: String = Sha256::digest(&normalized.bytes)[..12]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -94,34 +91,11 @@ pub async fn upload_avatar(
     ))
 }
 
-fn refusal(error: ImageError) -> ApiError {
-    let error = match error {
-        ImageError::Transform(e) => e,
-        ImageError::Busy => {
-            return ApiError::Unavailable("too many images are being processed; try again".into());
-        }
-        other => return ApiError::Internal(anyhow::anyhow!("avatar worker: {other}")),
-    };
-    let detail = error.to_string();
-    match error {
-        TransformError::Unsupported => ApiError::BadRequest {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            detail,
-        },
-        TransformError::TooLarge(_) => ApiError::BadRequest {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            detail,
-        },
-        TransformError::Encode(_) => ApiError::Internal(anyhow::anyhow!(detail)),
-        _ => ApiError::invalid("image", detail),
-    }
-}
-
 /// An uploaded original (`/uploads/<key>`): content-addressed, but cached
 /// for a day only, since it is deleted with its account.
 pub async fn original(State(app): State<AppState>, Path(key): Path<String>) -> Response {
     if tandem_store::validate_key(&key).is_err() {
-        return problem(StatusCode::NOT_FOUND, "No such upload.");
+        return ApiError::NotFound("upload").into_response();
     }
     match app.store.get(&key).await {
         Ok(Some(bytes)) => {
@@ -136,13 +110,7 @@ pub async fn original(State(app): State<AppState>, Path(key): Path<String>) -> R
             );
             response
         }
-        Ok(None) => problem(StatusCode::NOT_FOUND, "No such upload."),
-        Err(e) => {
-            tracing::error!(error = %e, "object store read failed");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Storage is unavailable; try again.",
-            )
-        }
+        Ok(None) => ApiError::NotFound("upload").into_response(),
+        Err(e) => ApiError::Unavailable(format!("object store read: {e}")).into_response(),
     }
 }

@@ -13,9 +13,8 @@ use axum::{
 };
 
 use crate::{
-    AppState,
+    ApiError, AppState,
     assets::{self, Asset},
-    error::problem,
 };
 
 /// A year: hashed names never change content.
@@ -50,7 +49,7 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
         .and_then(|hashed| bundle.files.get(hashed))
     {
         Some(asset) => respond(asset, &headers, "no-cache"),
-        None => problem(StatusCode::NOT_FOUND, "No such asset."),
+        None => ApiError::NotFound("asset").into_response(),
     }
 }
 
