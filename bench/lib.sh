@@ -40,10 +40,15 @@ need_tools() {
   for tool in "$@"; do command -v "$tool" >/dev/null || die "$tool not found"; done
 }
 
-# build_tandem: builds the release binary and sets BIN.
+# build_tandem: builds the release binary and sets BIN; with TANDEM_BIN set,
+# uses that binary instead (to compare two builds in the same conditions).
 build_tandem() {
-  cargo build --release --quiet
-  BIN=${CARGO_TARGET_DIR:-target}/release/tandem
+  if [ -n "${TANDEM_BIN:-}" ]; then
+    BIN=$TANDEM_BIN
+  else
+    cargo build --release --quiet
+    BIN=${CARGO_TARGET_DIR:-target}/release/tandem
+  fi
   [ -x "$BIN" ] || die "no binary at $BIN"
 }
 

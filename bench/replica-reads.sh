@@ -22,7 +22,8 @@ SCRIPT=replica-reads.sh
 wrk_bench_setup 16 "$@"
 
 need_tools curl psql
-if [ -n "${TANDEM_BIN:-}" ]; then BIN=$TANDEM_BIN; else need_tools cargo; build_tandem; fi
+[ -n "${TANDEM_BIN:-}" ] || need_tools cargo
+build_tandem
 scripts/pg-replica.sh start >&2
 PRIMARY=postgres://postgres@127.0.0.1:${TANDEM_PG_PRIMARY_PORT:-55432}
 REPLICA=postgres://postgres@127.0.0.1:${TANDEM_PG_REPLICA_PORT:-55433}

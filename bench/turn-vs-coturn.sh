@@ -40,7 +40,7 @@ done
 for tool in turnserver turnutils_uclient turnutils_peer openssl; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install coturn openssl)"
 done
-if [ -n "${TANDEM_BIN:-}" ]; then BIN=$TANDEM_BIN; else build_tandem; fi
+build_tandem
 
 WORK=$(mktemp -d)
 SECRET=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')

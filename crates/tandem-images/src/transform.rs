@@ -243,7 +243,10 @@ pub fn transform(
         pixels = pad(&pixels, planned.resized, channels, planned.output);
     }
     let (width, height) = planned.output;
-    let bytes = encode(&pixels, width, height, channels, format, options.quality)?;
+    let mut bytes = encode(&pixels, width, height, channels, format, options.quality)?;
+    // Encoders grow their buffer by doubling: the spare capacity would be
+    // held (and uncounted) for as long as the variant stays in memory.
+    bytes.shrink_to_fit();
     Ok(Output {
         bytes,
         format,

@@ -134,4 +134,3 @@ async fn allow_new(app: &AppState, ip: std::net::IpAddr) -> Result<(), ImageErro
         }
     }
 }
-

@@ -73,9 +73,8 @@ pub async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let vsn = Vsn::parse(params.vsn.as_deref()).ok_or_else(|| {
-        ApiError::BadRequest("Unsupported vsn: use 1.0.0 or 2.0.0.".into())
-    })?;
+    let vsn = Vsn::parse(params.vsn.as_deref())
+        .ok_or_else(|| ApiError::BadRequest("Unsupported vsn: use 1.0.0 or 2.0.0.".into()))?;
     let same_origin = guard::origin_allowed(&app.config, &headers);
     if !same_origin && params.apikey.is_none() {
         metrics::counter!("tandem_realtime_refused_total", "why" => "origin").increment(1);

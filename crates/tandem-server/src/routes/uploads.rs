@@ -18,9 +18,7 @@ use sha2::{Digest, Sha256};
 use tandem_db::ProfileUpdate;
 use utoipa::ToSchema;
 
-use crate::{
-    ApiError, AppState, error::Problem, extract::Authenticated, reads,
-};
+use crate::{ApiError, AppState, error::Problem, extract::Authenticated, reads};
 
 /// Longest side kept of an avatar.
 const AVATAR_SIDE: u32 = 1024;
