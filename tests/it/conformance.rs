@@ -171,8 +171,10 @@ async fn redis_session_index_expires_with_its_sessions() {
     let store = RedisSessionStore::new(conn.clone(), prefix.clone());
     let user = Uuid::now_v7();
     let s = session(user, 0);
+    // The deadline counts from the session's own last activity, as the
+    // store's TTL does (not from a later clock reading).
     store
-        .create(&s, Utc::now() + chrono::Duration::hours(1))
+        .create(&s, s.last_seen_at + chrono::Duration::hours(1))
         .await
         .expect("create");
     let index_ttl: i64 = redis::cmd("PTTL")
