@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 PG_HOST = "127.0.0.1"
@@ -110,6 +111,21 @@ def register(client, email=None, password=None, name="Repro"):
     res = client.request("POST", "/api/auth/register",
                          {"email": email, "password": password, "display_name": name})
     return email, password, res
+
+
+def signed_up(client):
+    """Registers a fresh account on `client` (which keeps its cookie) and
+    returns (email, password, user id); a refused sign-up makes the finding
+    inconclusive."""
+    email, password, res = register(client)
+    if res.status != 201:
+        raise RuntimeError(f"registration failed: {res.status} {res.body[:200]!r}")
+    return email, password, (res.json() or {}).get("id", "")
+
+
+def histogram(statuses):
+    """{status: count}, in status order."""
+    return dict(sorted(Counter(statuses).items(), key=lambda kv: str(kv[0])))
 
 
 # ------------------------------------------------------------------------- server
@@ -503,9 +519,7 @@ def finding_14(fx):
     """A stranger's wrong guesses lock the owner out of their account."""
     s = fx.embedded()
     owner = s.client(source="127.0.0.1")
-    email, password, res = register(owner)
-    if res.status != 201:
-        return None, f"registration failed: {res.status} {res.body[:200]!r}"
+    email, password, _ = signed_up(owner)
     attacker = s.client(source="127.0.0.5")
     guesses = []
     for _ in range(12):
@@ -513,7 +527,7 @@ def finding_14(fx):
                                         {"email": email, "password": new_password()}).status)
     victim = s.client(source="127.0.0.6")
     r = victim.request("POST", "/api/auth/login", {"email": email, "password": password})
-    hist = {st: guesses.count(st) for st in sorted(set(guesses))}
+    hist = histogram(guesses)
     ev = (f"12 wrong-password logins from 127.0.0.5 -> {hist}; the owner's correct login from "
           f"127.0.0.6 -> {r.status}")
     if r.status == 429:
@@ -527,10 +541,7 @@ def finding_18(fx):
     """/metrics is public on the main port, with user ids in its labels."""
     s = fx.embedded()
     c = s.client()
-    _, _, res = register(c)
-    if res.status != 201:
-        return None, f"registration failed: {res.status} {res.body[:200]!r}"
-    user_id = (res.json() or {}).get("id", "")
+    _, _, user_id = signed_up(c)
     # Reach a per-user limit (ICE servers: 60 a minute) so its key is counted.
     ice = [c.request("GET", "/api/webrtc/ice-servers").status for _ in range(62)]
     r = s.client(timeout=15).request("GET", "/metrics")
@@ -557,13 +568,11 @@ def finding_19(fx):
     """DELETE /api/users/me lets a signed-in session guess the password without limit."""
     s = fx.embedded()
     c = s.client()
-    _, _, res = register(c)
-    if res.status != 201:
-        return None, f"registration failed: {res.status} {res.body[:200]!r}"
+    signed_up(c)
     statuses = [c.request("DELETE", "/api/users/me", {"password": new_password()}).status
                 for _ in range(30)]
     still = c.request("GET", "/api/users/me").status
-    hist = {st: statuses.count(st) for st in sorted(set(statuses))}
+    hist = histogram(statuses)
     first_429 = statuses.index(429) + 1 if 429 in statuses else None
     ev = (f"30 DELETE /api/users/me with wrong passwords -> {hist}"
           f"{'; first 429 at attempt ' + str(first_429) if first_429 else ''}; "
@@ -586,10 +595,7 @@ def finding_22(fx):
     """The 20-upcoming-rooms limit is check-then-insert: concurrent creations pass it."""
     s, db = fx.postgres()
     c = s.client()
-    _, _, res = register(c)
-    if res.status != 201:
-        return None, f"registration failed: {res.status} {res.body[:200]!r}"
-    user_id = (res.json() or {}).get("id", "")
+    _, _, user_id = signed_up(c)
     n = 40
     base = datetime.now(timezone.utc) + timedelta(days=300)
     barrier = threading.Barrier(n)
@@ -618,9 +624,7 @@ def finding_22(fx):
     for t in threads:
         t.join()
     ok = sum(1 for st in results if isinstance(st, int) and 200 <= st < 300)
-    hist = {}
-    for st in sorted(results, key=str):
-        hist[st] = hist.get(st, 0) + 1
+    hist = histogram(results)
     rows = psql(db.name, f"SELECT count(*) FROM study_sessions WHERE owner_id = '{user_id}' "
                          f"AND status = 'scheduled'") if user_id else "?"
     ev = (f"{n} concurrent POST /api/study-sessions by one user (limit 20 upcoming) -> {hist}; "
