@@ -167,16 +167,19 @@ pub fn resolve_format(
     }
 }
 
-/// Resizes `pixels` (`channels` bytes per pixel) of `sw`×`sh`.
+/// Resizes the `region` of `pixels` (`channels` bytes per pixel, `sw`×`sh`)
+/// to `plan.resized`, centred on a white canvas of `plan.output` when that
+/// is larger (`fit=pad`): one output buffer, written once.
 fn resize(
     pixels: Vec<u8>,
     (sw, sh): (u32, u32),
     channels: usize,
-    (dw, dh): (u32, u32),
-    (left, top, cw, ch): (f64, f64, f64, f64),
+    plan: &crate::geometry::Plan,
 ) -> Result<Vec<u8>, TransformError> {
+    let (left, top, cw, ch) = plan.region;
+    let ((dw, dh), (bw, bh)) = (plan.resized, plan.output);
     let whole = left == 0.0 && top == 0.0 && cw == f64::from(sw) && ch == f64::from(sh);
-    if (dw, dh) == (sw, sh) && whole {
+    if (dw, dh) == (sw, sh) && (bw, bh) == (sw, sh) && whole {
         return Ok(pixels);
     }
     let pixel_type = if channels == 4 {
@@ -185,30 +188,23 @@ fn resize(
         fr::PixelType::U8x3
     };
     let src = fr::images::Image::from_vec_u8(sw, sh, pixels, pixel_type).map_err(corrupt)?;
-    let mut dst = fr::images::Image::new(dw, dh, pixel_type);
+    let mut canvas = if (bw, bh) == (dw, dh) {
+        fr::images::Image::new(dw, dh, pixel_type)
+    } else {
+        let white = vec![255u8; bw as usize * bh as usize * channels];
+        fr::images::Image::from_vec_u8(bw, bh, white, pixel_type).map_err(corrupt)?
+    };
+    let (w, h) = (dw.min(bw), dh.min(bh));
+    let mut dst = fr::images::CroppedImageMut::new(&mut canvas, (bw - w) / 2, (bh - h) / 2, w, h)
+        .map_err(corrupt)?;
     let options = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
         .crop(left, top, cw, ch);
     fr::Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| TransformError::Encode(e.to_string()))?;
-    Ok(dst.into_vec())
-}
-
-/// Places `pixels` (`w`×`h`) centred on a white `bw`×`bh` canvas.
-fn pad(pixels: &[u8], (w, h): (u32, u32), channels: usize, (bw, bh): (u32, u32)) -> Vec<u8> {
-    let mut canvas = vec![255u8; bw as usize * bh as usize * channels];
-    let (x0, y0) = (
-        ((bw - w.min(bw)) / 2) as usize,
-        ((bh - h.min(bh)) / 2) as usize,
-    );
-    let row = w.min(bw) as usize * channels;
-    for y in 0..h.min(bh) as usize {
-        let from = y * w as usize * channels;
-        let to = ((y0 + y) * bw as usize + x0) * channels;
-        canvas[to..to + row].copy_from_slice(&pixels[from..from + row]);
-    }
-    canvas
+    drop(src);
+    Ok(canvas.into_vec())
 }
 
 /// Decodes `source`, resizes per `options`, and encodes in the format the
@@ -238,10 +234,7 @@ pub fn transform(
     } else {
         (3, image.into_rgb8().into_raw())
     };
-    let mut pixels = resize(pixels, (sw, sh), channels, planned.resized, planned.region)?;
-    if planned.output != planned.resized {
-        pixels = pad(&pixels, planned.resized, channels, planned.output);
-    }
+    let pixels = resize(pixels, (sw, sh), channels, &planned)?;
     let (width, height) = planned.output;
     let mut bytes = encode(&pixels, width, height, channels, format, options.quality)?;
     // Encoders grow their buffer by doubling: the spare capacity would be

@@ -155,10 +155,14 @@ fn short_hash(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Brotli at its best quality, with a window just large enough for `bytes`:
+/// the largest window (4 MiB) makes quality 11 allocate tens of MB for its
+/// match finder, and a window beyond the input's size finds nothing more.
 fn compress_brotli(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     {
-        let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
+        let window = (usize::BITS - bytes.len().leading_zeros()).clamp(10, 24);
+        let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 11, window);
         writer.write_all(bytes).ok()?;
     }
     Some(out)

@@ -147,8 +147,8 @@ impl Pool {
 }
 
 /// Pixel memory a job may use at its peak: the decoded source and a
-/// converted copy of it (8-bit RGBA), and the output twice (resized and
-/// padded or encoded).
+/// converted copy of it (8-bit RGBA), and the output twice (resized, and
+/// the encoder's working memory).
 pub fn estimate_bytes(source_pixels: u64, output_pixels: u64) -> u64 {
     source_pixels
         .saturating_mul(8)
