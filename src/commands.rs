@@ -52,8 +52,9 @@ enum Command {
 /// Options every command understands.
 #[derive(clap::Args)]
 struct CommonArgs {
-    /// Directory for the embedded mode's files (SQLite database, archives).
-    #[arg(long, env = "TANDEM_DATA_DIR")]
+    /// Directory for the embedded mode's files (SQLite database, uploads,
+    /// archives) [default: TANDEM_DATA_DIR, else ./data].
+    #[arg(long)]
     data_dir: Option<PathBuf>,
 }
 
@@ -78,12 +79,12 @@ impl Cli {
 fn load_config(addr: Option<SocketAddr>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
     let mut config = Config::from_env()?;
     if let Some(addr) = addr {
-        config.addr = addr;
+        config.http.addr = addr;
     }
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }
-    tandem_server::telemetry::init_logging(config.log_json);
+    tandem_server::telemetry::init_logging(config.telemetry.log_json);
     Ok(config)
 }
 

@@ -22,7 +22,7 @@ pub enum Command {
 }
 
 pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
-    let url = config.database_url.as_ref().map(|u| u.expose_secret());
+    let url = config.database.url.as_ref().map(|u| u.expose_secret());
     let options = tandem_db::ConnectOptions::default();
     let db = tandem_db::connect(url, &config.data_dir, &options).await?;
     db.migrate().await?;

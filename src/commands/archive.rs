@@ -28,12 +28,12 @@ pub enum Command {
 }
 
 pub async fn run(config: Config, command: Command) -> anyhow::Result<()> {
-    let url = config.database_url.as_ref().map(|u| u.expose_secret());
+    let url = config.database.url.as_ref().map(|u| u.expose_secret());
     let options = tandem_db::ConnectOptions::default();
     let db = tandem_db::connect(url, &config.data_dir, &options)
         .await
         .context("connecting to the database (DATABASE_URL)")?;
-    if config.auto_migrate {
+    if config.database.auto_migrate {
         db.migrate().await.context("applying database migrations")?;
     }
     let archiver = tandem_server::archiver(&config, db, Arc::new(SystemClock))?;

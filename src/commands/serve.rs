@@ -8,21 +8,19 @@ use super::{load_config, shutdown_on_signals};
 /// `tandem serve` options.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "TANDEM_ADDR", default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
-    /// Directory for the embedded mode's files (SQLite database, archives).
-    #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./data")]
-    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port) [default:
+    /// TANDEM_ADDR, else 127.0.0.1:8080].
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Directory for the embedded mode's files (SQLite database, uploads,
+    /// archives) [default: TANDEM_DATA_DIR, else ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let config = load_config(Some(args.addr), Some(args.data_dir))?;
-    let mode = if config.is_distributed() {
-        "distributed"
-    } else {
-        "embedded"
-    };
+    let config = load_config(args.addr, args.data_dir)?;
+    let mode = config.deployment()?.name();
     let server = Server::bind(config, Arc::new(SystemClock)).await?;
     let url = format!("http://{}", server.local_addr());
     // Printed on stdout (not the log) so scripts can wait for these lines.

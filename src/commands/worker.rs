@@ -16,7 +16,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let shutdown = shutdown_on_signals();
     let schedule = async {
-        if let Some(schedule) = app.config.archive_schedule.clone() {
+        if let Some(schedule) = app.config.archive.schedule.clone() {
             tandem_archive::run_schedule(app.archiver.clone(), schedule, shutdown.clone()).await;
         }
     };

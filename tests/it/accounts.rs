@@ -221,8 +221,8 @@ async fn deleting_the_account_needs_the_password_and_ends_everything(backend: Ba
 /// guessing spread over many addresses.
 async fn login_attempts_are_limited_per_account(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.login_max_per_account = 3;
-        c.trust_proxy = true;
+        c.accounts.login_max_per_account = 3;
+        c.http.trust_proxy = true;
     })
     .await;
     let (_, email) = app.signed_up().await;
@@ -262,7 +262,7 @@ async fn login_attempts_are_limited_per_account(backend: Backend) {
 
 /// Password guesses through account deletion share the password budget.
 async fn password_guesses_by_deletion_are_limited(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.login_max_per_account = 3).await;
+    let app = TestApp::spawn_with(backend, |c| c.accounts.login_max_per_account = 3).await;
     let (client, _) = app.signed_up().await;
     let guess = json!({"password": "guessing wrongly"});
     for _ in 0..3 {
@@ -287,7 +287,7 @@ async fn control_characters_in_the_login_e_mail_are_unknown_accounts(backend: Ba
 }
 
 async fn login_attempts_are_limited_per_ip(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.login_max_per_ip = 4).await;
+    let app = TestApp::spawn_with(backend, |c| c.accounts.login_max_per_ip = 4).await;
     let client = app.client();
     for _ in 0..4 {
         assert_problem(
@@ -307,8 +307,8 @@ async fn the_login_limit_is_shared_across_instances() {
     };
     let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
     let shared = |c: &mut tandem_server::Config| {
-        c.login_max_per_account = 4;
-        c.redis_prefix = prefix.clone();
+        c.accounts.login_max_per_account = 4;
+        c.redis.prefix = prefix.clone();
     };
     let first = TestApp::spawn_with(backend.clone(), shared).await;
     let second = TestApp::spawn_with(backend, shared).await;
@@ -335,7 +335,7 @@ async fn a_profile_edit_on_one_instance_is_read_on_the_other() {
         return;
     };
     let prefix = format!("tandem-test:{}:", uuid::Uuid::new_v4().simple());
-    let shared = |c: &mut tandem_server::Config| c.redis_prefix = prefix.clone();
+    let shared = |c: &mut tandem_server::Config| c.redis.prefix = prefix.clone();
     let first = TestApp::spawn_with(backend.clone(), shared).await;
     let second = TestApp::spawn_with(backend, shared).await;
     let (on_first, _) = first.signed_up().await;

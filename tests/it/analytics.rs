@@ -300,9 +300,9 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
 
     let app = TestApp::spawn_with(backend, |config| {
         if let Some(db) = &fresh {
-            config.database_url = Some(SecretString::from(db.url.clone()));
+            config.database.url = Some(SecretString::from(db.url.clone()));
         }
-        config.cron_secret = Some(SecretString::from(secret.to_owned()));
+        config.archive.cron_secret = Some(SecretString::from(secret.to_owned()));
     })
     .await;
     let http = reqwest::Client::new();
@@ -453,10 +453,10 @@ async fn two_instances_run_each_schedule_slot_once(backend: Backend) {
     let spawn = || {
         TestApp::spawn_with(backend.clone(), |config| {
             match &fresh {
-                Some(db) => config.database_url = Some(SecretString::from(db.url.clone())),
+                Some(db) => config.database.url = Some(SecretString::from(db.url.clone())),
                 None => config.data_dir = shared_dir.path().to_owned(),
             }
-            config.archive_schedule = Some(every_second.clone());
+            config.archive.schedule = Some(every_second.clone());
         })
     };
     let a = spawn().await;

@@ -160,7 +160,7 @@ async fn asset_paths_cannot_leave_the_bundle() {
 #[tokio::test]
 async fn the_asset_prefix_points_the_page_at_the_cdn() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.asset_prefix = "https://cdn.example.org".into();
+        c.http.asset_prefix = "https://cdn.example.org".into();
     })
     .await;
     let (headers, html) = page(&app).await;

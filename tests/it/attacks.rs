@@ -58,8 +58,8 @@ async fn made_up_methods_and_ids_add_no_metric_series(backend: Backend) {
 }
 
 fn limited(config: &mut Config) {
-    config.connections.header_timeout = Duration::from_secs(1);
-    config.connections.per_ip = Some(20);
+    config.http.connections.header_timeout = Duration::from_secs(1);
+    config.http.connections.per_ip = Some(20);
 }
 
 /// A TCP connection to `server` from the loopback address `from`.

@@ -344,7 +344,7 @@ async fn the_api_keeps_answering_when_the_cache_redis_dies() {
     let redis = OwnRedis::start(port).await;
     let cache_url = redis.url();
     let app = crate::helpers::TestApp::spawn_with(backend, |c| {
-        c.cache_redis_url = Some(tandem_core::SecretString::from(cache_url.clone()));
+        c.cache.redis_url = Some(tandem_core::SecretString::from(cache_url.clone()));
     })
     .await;
     let (client, _) = app.signed_up().await;

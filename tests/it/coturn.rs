@@ -188,13 +188,13 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
     processes.0.push(start_peer(peer));
 
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.turn_secret = Some(SecretString::from(SECRET.to_owned()));
-        c.turn_listen = Some("127.0.0.1:0".parse().expect("addr"));
-        c.turn_relay_ip = Some("127.0.0.1".parse().expect("ip"));
-        c.turn_allow_peers = vec![format!("{PEER_IP}/32").parse().expect("cidr")];
+        c.ice.turn_secret = Some(SecretString::from(SECRET.to_owned()));
+        c.turn.listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.turn.relay_ip = Some("127.0.0.1".parse().expect("ip"));
+        c.turn.allow_peers = vec![format!("{PEER_IP}/32").parse().expect("cidr")];
         // turnutils_uclient holds 1.5 allocations per client, and its UDP
         // probe allocations are never released.
-        c.turn_user_quota = 64;
+        c.turn.user_quota = 64;
     })
     .await;
     let embedded = app

@@ -55,14 +55,14 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::from_lookup(|_| None).expect("default config");
-        config.addr = "127.0.0.1:0".parse().expect("addr");
+        config.http.addr = "127.0.0.1:0".parse().expect("addr");
         config.data_dir = data_dir.path().to_owned();
-        config.cookie_secure = false;
+        config.accounts.cookie_secure = false;
         // Tests that want the embedded TURN server give it a free port.
-        config.turn_listen = None;
-        config.metrics_addr = Some("127.0.0.1:0".parse().expect("addr"));
+        config.turn.listen = None;
+        config.telemetry.metrics_addr = Some("127.0.0.1:0".parse().expect("addr"));
         // Archive runs only when a test starts one.
-        config.archive_schedule = None;
+        config.archive.schedule = None;
         backend.apply(&mut config);
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new());

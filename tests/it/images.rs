@@ -228,7 +228,7 @@ async fn avatars_are_cleaned_stored_and_resized_on_request() {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_and_nothing_is_stored() {
-    let app = TestApp::spawn_with(Backend::Embedded, |c| c.upload_max_bytes = 200_000).await;
+    let app = TestApp::spawn_with(Backend::Embedded, |c| c.images.upload_max_bytes = 200_000).await;
     let (student, _) = app.signed_up().await;
     let cookie = student.cookie().expect("session cookie");
 

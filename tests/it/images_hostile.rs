@@ -132,8 +132,8 @@ fn variants_dir(app: &TestApp) -> std::path::PathBuf {
 #[tokio::test]
 async fn variants_share_canonical_keys_and_stay_within_the_disk_budget() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.image_variant_budget_mb = 1;
-        c.image_create_per_minute = 10_000;
+        c.images.variant_budget_mb = 1;
+        c.images.create_per_minute = 10_000;
     })
     .await;
     let (student, _) = app.signed_up().await;
@@ -181,7 +181,7 @@ async fn variants_share_canonical_keys_and_stay_within_the_disk_budget() {
 /// variants are charged per client IP (`TANDEM_IMAGE_CREATE_PER_MINUTE`);
 /// cached ones are free and never refused.
 async fn new_variants_are_rate_limited_per_ip_and_cached_ones_are_free(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.image_create_per_minute = 3).await;
+    let app = TestApp::spawn_with(backend, |c| c.images.create_per_minute = 3).await;
     let (student, _) = app.signed_up().await;
     let url = upload(&app, &student, noisy_jpeg(400, 300)).await;
     for width in [16, 32, 48] {
@@ -212,8 +212,8 @@ async fn new_variants_are_rate_limited_per_ip_and_cached_ones_are_free(backend: 
 #[tokio::test]
 async fn a_flood_of_new_variants_is_queued_then_refused_and_cached_ones_still_serve() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.image_queue = 2;
-        c.image_create_per_minute = 10_000;
+        c.images.queue = 2;
+        c.images.create_per_minute = 10_000;
     })
     .await;
     let (student, _) = app.signed_up().await;

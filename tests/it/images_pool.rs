@@ -53,7 +53,7 @@ fn flat_png() -> Vec<u8> {
 /// machine).
 #[tokio::test]
 async fn concurrent_uploads_decode_one_budget_at_a_time() {
-    let app = TestApp::spawn_with(Backend::Embedded, |c| c.image_memory_mb = 4).await;
+    let app = TestApp::spawn_with(Backend::Embedded, |c| c.images.memory_mb = 4).await;
     let body = flat_png();
     let mut students = Vec::new();
     for _ in 0..4 {

@@ -255,7 +255,7 @@ async fn provider_errors_retry_only_when_they_can_pass() {
         (200, completion("Study maths Monday and Wednesday.")),
     ])
     .await;
-    let app = TestApp::spawn_with(Backend::Embedded, |c| c.ai_base_url = Some(url)).await;
+    let app = TestApp::spawn_with(Backend::Embedded, |c| c.ai.base_url = Some(url)).await;
     let (student, _) = app.signed_up().await;
     let chat = json!({"messages": [{"role": "user", "content": "Plan my week"}]});
     let res = student.post("/api/ai/chat", chat.clone()).await;
@@ -286,7 +286,7 @@ async fn provider_errors_retry_only_when_they_can_pass() {
         json!({"error": {"message": "model not found"}}),
     )])
     .await;
-    let app = TestApp::spawn_with(Backend::Embedded, |c| c.ai_base_url = Some(url)).await;
+    let app = TestApp::spawn_with(Backend::Embedded, |c| c.ai.base_url = Some(url)).await;
     let (student, _) = app.signed_up().await;
     let res = student.post("/api/ai/chat", chat).await;
     let status = finished(&student, res.body["jobId"].as_str().expect("job")).await;

@@ -699,7 +699,7 @@ async fn presence_converges_after_redis_outages() {
 /// update per 2 s (the newest wins), and a per-connection message budget.
 #[tokio::test]
 async fn typing_presence_and_message_rates_are_limited() {
-    let app = TestApp::spawn_with(Backend::Embedded, |c| c.realtime_messages_per_second = 20).await;
+    let app = TestApp::spawn_with(Backend::Embedded, |c| c.realtime.messages_per_second = 20).await;
     let (_, _, token) = user(&app, HOUR).await;
     let topic = "realtime:busy";
     let mut chatty = Ws::v2(&app.url, &token).await;

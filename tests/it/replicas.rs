@@ -179,13 +179,13 @@ async fn replicas_serve_reads_with_read_your_writes_and_survive_failures() {
     let primary_url = format!("{}/{database}", primary_server());
     let replica_url = format!("{}/{database}", replica_server());
     let app = TestApp::spawn_with(backend, |c| {
-        c.database_url = Some(SecretString::from(primary_url));
-        c.database_read_replica_urls = vec![SecretString::from(replica_url)];
+        c.database.url = Some(SecretString::from(primary_url));
+        c.database.replica_urls = vec![SecretString::from(replica_url)];
         // Replay is paused for a while below; other users keep reading
         // from the replica in the meantime.
-        c.replica_max_lag = Duration::from_secs(600);
-        c.replica_max_lag_bytes = 1 << 30;
-        c.api_max_per_minute = 10_000_000;
+        c.database.replica_max_lag = Duration::from_secs(600);
+        c.database.replica_max_lag_bytes = 1 << 30;
+        c.http.api_max_per_minute = 10_000_000;
     })
     .await;
     let state = app.state.clone();

@@ -51,7 +51,7 @@ async fn cookie_flags_are_safe(backend: Backend) {
         "Secure set though disabled: {cookie}"
     );
 
-    let secure = TestApp::spawn_with(backend, |c| c.cookie_secure = true).await;
+    let secure = TestApp::spawn_with(backend, |c| c.accounts.cookie_secure = true).await;
     let res = secure
         .client()
         .register(&crate::helpers::unique_email(), PASSWORD, "S")
@@ -74,7 +74,7 @@ fn set_cookie(headers: &header::HeaderMap) -> String {
 
 async fn idle_sessions_expire(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.session_idle_timeout = std::time::Duration::from_secs(3600);
+        c.accounts.session_idle_timeout = std::time::Duration::from_secs(3600);
     })
     .await;
     let (client, _) = app.signed_up().await;
@@ -89,8 +89,8 @@ async fn idle_sessions_expire(backend: Backend) {
 
 async fn sessions_expire_at_the_absolute_limit_even_when_active(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.session_idle_timeout = std::time::Duration::from_secs(3600);
-        c.session_absolute_timeout = std::time::Duration::from_secs(4 * 3600);
+        c.accounts.session_idle_timeout = std::time::Duration::from_secs(3600);
+        c.accounts.session_absolute_timeout = std::time::Duration::from_secs(4 * 3600);
     })
     .await;
     let (client, _) = app.signed_up().await;

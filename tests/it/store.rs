@@ -91,10 +91,10 @@ async fn avatars_live_in_the_bucket_when_one_is_configured() {
         return;
     };
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.uploads_bucket = Some(bucket.clone());
-        c.aws.endpoint_url = Some(endpoint());
-        c.aws.access_key_id = Some("test".into());
-        c.aws.secret_access_key = Some(SecretString::from("test".to_owned()));
+        c.storage.uploads_bucket = Some(bucket.clone());
+        c.storage.aws.endpoint_url = Some(endpoint());
+        c.storage.aws.access_key_id = Some("test".into());
+        c.storage.aws.secret_access_key = Some(SecretString::from("test".to_owned()));
     })
     .await;
     let (student, _) = app.signed_up().await;

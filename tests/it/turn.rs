@@ -505,9 +505,9 @@ async fn malformed_packets_are_dropped_and_the_server_keeps_serving() {
 async fn the_default_user_quota_fits_a_relay_only_call_in_the_largest_room() {
     // `tandem serve`'s defaults, on loopback, with relay ports of its own.
     let mut config = tandem_server::config::Config::from_lookup(|_| None).expect("defaults");
-    config.turn_listen = Some("127.0.0.1:0".parse().expect("addr"));
-    config.turn_relay_ip = Some("127.0.0.1".parse().expect("ip"));
-    config.turn_relay_ports = 41500..=41999;
+    config.turn.listen = Some("127.0.0.1:0".parse().expect("addr"));
+    config.turn.relay_ip = Some("127.0.0.1".parse().expect("ip"));
+    config.turn.relay_ports = 41500..=41999;
     let embedded = tandem_server::turn::start(&config)
         .await
         .expect("starts")

@@ -27,12 +27,12 @@ fn openssl_hmac(secret: &str, text: &str) -> String {
 #[tokio::test]
 async fn turn_credentials_are_short_lived_and_per_user() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.stun_urls = vec!["stun:turn.example.org:3478".into()];
-        c.turn_urls = vec![
+        c.ice.stun_urls = vec!["stun:turn.example.org:3478".into()];
+        c.ice.turn_urls = vec![
             "turn:turn.example.org:3478?transport=udp".into(),
             "turns:turn.example.org:5349?transport=tcp".into(),
         ];
-        c.turn_secret = Some(SecretString::from("north-wind".to_owned()));
+        c.ice.turn_secret = Some(SecretString::from("north-wind".to_owned()));
     })
     .await;
     assert_eq!(
@@ -62,8 +62,8 @@ async fn turn_credentials_are_short_lived_and_per_user() {
 #[tokio::test]
 async fn fixed_credentials_only_when_configured_and_no_turn_without_any() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.turn_urls = vec!["turn:relay.example.com:3478".into()];
-        c.turn_static = Some(("shared".into(), SecretString::from("pw".to_owned())));
+        c.ice.turn_urls = vec!["turn:relay.example.com:3478".into()];
+        c.ice.turn_static = Some(("shared".into(), SecretString::from("pw".to_owned())));
     })
     .await;
     let (student, _) = app.signed_up().await;

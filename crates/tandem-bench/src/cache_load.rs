@@ -48,14 +48,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ensure_database(&args.postgres).await?;
     let prefix = format!("tandem-bench:{}:", Uuid::new_v4().simple());
     let mut config = Config::from_lookup(|_| None)?;
-    config.addr = "127.0.0.1:0".parse()?;
-    config.database_url = Some(SecretString::from(database.clone()));
-    config.redis_url = Some(SecretString::from(args.redis.clone()));
-    config.cache_redis_url = config.redis_url.clone();
-    config.redis_prefix = prefix.clone();
-    config.cookie_secure = false;
-    config.api_max_per_minute = u32::MAX;
-    config.metrics_addr = Some("127.0.0.1:0".parse()?);
+    config.http.addr = "127.0.0.1:0".parse()?;
+    config.database.url = Some(SecretString::from(database.clone()));
+    config.redis.url = Some(SecretString::from(args.redis.clone()));
+    config.cache.redis_url = config.redis.url.clone();
+    config.redis.prefix = prefix.clone();
+    config.accounts.cookie_secure = false;
+    config.http.api_max_per_minute = u32::MAX;
+    config.telemetry.metrics_addr = Some("127.0.0.1:0".parse()?);
     let server = Server::bind(config, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", server.local_addr());
     let metrics = format!(

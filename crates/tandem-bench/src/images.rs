@@ -140,20 +140,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let mut config = Config::from_lookup(|_| None)?;
-    config.addr = "127.0.0.1:0".parse()?;
+    config.http.addr = "127.0.0.1:0".parse()?;
     config.data_dir = dir.path().to_owned();
-    config.turn_listen = None;
-    config.queue_workers = false;
-    config.image_cache_mb = 0;
-    config.api_max_per_minute = u32::MAX;
+    config.turn.listen = None;
+    config.queue.workers = false;
+    config.images.cache_mb = 0;
+    config.http.api_max_per_minute = u32::MAX;
     // Every request makes a new variant here, all from one address.
-    config.image_create_per_minute = u32::MAX;
-    config.image_queue = u32::MAX;
-    if !config.image_sizes.contains(&args.width) {
-        config.image_sizes.push(args.width);
+    config.images.create_per_minute = u32::MAX;
+    config.images.queue = usize::MAX;
+    if !config.images.sizes.contains(&args.width) {
+        config.images.sizes.push(args.width);
     }
-    if !config.image_qualities.contains(&args.quality) {
-        config.image_qualities.push(args.quality);
+    if !config.images.qualities.contains(&args.quality) {
+        config.images.qualities.push(args.quality);
     }
     let server = Server::bind(config, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", server.local_addr());

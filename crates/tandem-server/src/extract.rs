@@ -44,7 +44,7 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let token = cookies::read(&parts.headers, app.config.cookie_secure)
+        let token = cookies::read(&parts.headers, app.config.accounts.cookie_secure)
             .ok_or(ApiError::Unauthenticated)?;
         let session = app
             .sessions
@@ -67,7 +67,7 @@ impl FromRequestParts<AppState> for MaybeToken {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         Ok(Self(cookies::read(
             &parts.headers,
-            app.config.cookie_secure,
+            app.config.accounts.cookie_secure,
         )))
     }
 }
@@ -85,7 +85,7 @@ impl FromRequestParts<AppState> for ClientInfo {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         Ok(Self {
-            ip: client_ip(parts, app.config.trust_proxy),
+            ip: client_ip(parts, app.config.http.trust_proxy),
             user_agent: parts
                 .headers
                 .get(header::USER_AGENT)

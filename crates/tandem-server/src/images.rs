@@ -19,7 +19,7 @@ use tandem_images::{Limits, Options, OutputFormat, Policy, TransformError};
 use tandem_store::ObjectStore;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::config::Config;
+use crate::config::ImageSettings;
 use job::{Job, Queued};
 use pool::{Pool, estimate_bytes};
 use stored::StoredVariants;
@@ -33,34 +33,6 @@ pub struct Variant {
     pub content_type: &'static str,
     /// Strong ETag (hash of the variant key).
     pub etag: String,
-}
-
-/// How much the image service may hold and do (from [`Config`]).
-#[derive(Debug, Clone)]
-pub struct ImageSettings {
-    /// Memory for variants (0: no cache, no store, no coalescing).
-    pub cache_bytes: u64,
-    /// Object-store bytes for stored variants.
-    pub variant_budget_bytes: u64,
-    /// Pixel memory of the jobs running at once, in MiB.
-    pub memory_mb: u32,
-    /// Jobs waiting or running before requests get 503.
-    pub queue: usize,
-    /// Largest output, in pixels.
-    pub max_output_pixels: u64,
-}
-
-impl ImageSettings {
-    /// The settings `config` gives.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            cache_bytes: config.image_cache_mb << 20,
-            variant_budget_bytes: config.image_variant_budget_mb << 20,
-            memory_mb: config.image_memory_mb,
-            queue: config.image_queue as usize,
-            max_output_pixels: config.image_max_pixels,
-        }
-    }
 }
 
 /// The image service.
@@ -153,22 +125,22 @@ impl From<ImageError> for crate::ApiError {
 
 impl Images {
     /// A service storing variants in `store`, per `settings`.
-    pub fn new(policy: Policy, settings: &ImageSettings, store: Arc<dyn ObjectStore>) -> Self {
-        let cache = (settings.cache_bytes > 0).then(|| {
+    pub fn new(settings: &ImageSettings, store: Arc<dyn ObjectStore>) -> Self {
+        let cache = (settings.cache_mb > 0).then(|| {
             moka::future::Cache::builder()
                 .weigher(|_k: &String, v: &Arc<Variant>| {
                     u32::try_from(v.bytes.len()).unwrap_or(u32::MAX)
                 })
-                .max_capacity(settings.cache_bytes)
+                .max_capacity(settings.cache_mb << 20)
                 .time_to_live(MEMORY_TTL)
                 .support_invalidation_closures()
                 .build()
         });
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
-            policy,
+            policy: settings.policy(),
             limits: Limits {
-                max_output_pixels: settings.max_output_pixels,
+                max_output_pixels: settings.max_pixels,
                 ..Limits::default()
             },
             cache,
@@ -176,7 +148,7 @@ impl Images {
             avif: Arc::new(Semaphore::new(1)),
             avif_queued: Arc::new(AtomicU64::new(0)),
             store,
-            stored: Arc::new(StoredVariants::new(settings.variant_budget_bytes)),
+            stored: Arc::new(StoredVariants::new(settings.variant_budget_mb << 20)),
             transforms: Arc::new(AtomicU64::new(0)),
         }
     }

@@ -43,7 +43,7 @@ pub async fn run_workers(app: AppState, shutdown: Shutdown) {
     let runs = workers.into_iter().map(|(queue, concurrency, processor)| {
         let options = WorkerOptions {
             concurrency,
-            stalled_interval: app.config.queue_stalled_interval,
+            stalled_interval: app.config.queue.stalled_interval,
             ..WorkerOptions::default()
         };
         run_worker(app.clone(), queue, options, processor, shutdown.clone())

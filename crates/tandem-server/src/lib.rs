@@ -41,12 +41,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Connects the backends and binds `config.addr` (port 0 picks a free port).
+    /// Connects the backends and binds `config.http.addr` (port 0 picks a free port).
     pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.addr)
+        let listener = TcpListener::bind(config.http.addr)
             .await
-            .with_context(|| format!("binding {}", config.addr))?;
-        let metrics = match config.metrics_addr {
+            .with_context(|| format!("binding {}", config.http.addr))?;
+        let metrics = match config.telemetry.metrics_addr {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -73,7 +73,7 @@ impl Server {
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
-            .unwrap_or_else(|_| self.app.config.addr)
+            .unwrap_or_else(|_| self.app.config.http.addr)
     }
 
     /// The application state (for tests).
@@ -87,9 +87,10 @@ impl Server {
         let workers = self
             .app
             .config
-            .queue_workers
+            .queue
+            .workers
             .then(|| tokio::spawn(jobs::run_workers(self.app.clone(), shutdown.clone())));
-        let schedule = self.app.config.archive_schedule.clone().map(|schedule| {
+        let schedule = self.app.config.archive.schedule.clone().map(|schedule| {
             tokio::spawn(tandem_archive::run_schedule(
                 self.app.archiver.clone(),
                 schedule,
@@ -103,7 +104,7 @@ impl Server {
             relay.wait().await;
             app_shutdown.trigger();
         });
-        let mut limits = self.app.config.connections.clone();
+        let mut limits = self.app.config.http.connections.clone();
         limits.max = connections::fit_to_file_limit(limits.max);
         let metrics = self.metrics.map(|listener| {
             let router = routes::metrics_router(self.app.clone());

@@ -86,7 +86,7 @@ pub fn page_security_policy(asset_prefix: &str) -> String {
 
 /// Builds the full application router.
 pub fn router(app: AppState) -> Router {
-    let upload_max = app.config.upload_max_bytes;
+    let upload_max = app.config.images.upload_max_bytes;
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
@@ -123,7 +123,7 @@ pub fn router(app: AppState) -> Router {
     let mut openapi = openapi;
     openapi::document_errors(&mut openapi);
     let openapi = Arc::new(openapi);
-    let max_body = app.config.max_body_bytes;
+    let max_body = app.config.http.max_body_bytes;
     Router::new()
         .merge(api)
         .route(
@@ -212,9 +212,9 @@ async fn same_origin_writes(request: Request, next: Next) -> Response {
 async fn api_rate_limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
     if request.uri().path().starts_with("/api/") {
         let (parts, body) = request.into_parts();
-        let ip = client_ip(&parts, app.config.trust_proxy);
+        let ip = client_ip(&parts, app.config.http.trust_proxy);
         let limit = Limit {
-            max: app.config.api_max_per_minute,
+            max: app.config.http.api_max_per_minute,
             window: Duration::from_secs(60),
         };
         if let Decision::Limited { retry_after } = app.local_limiter.hit_now(&ip.to_string(), limit)

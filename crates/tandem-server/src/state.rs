@@ -23,9 +23,15 @@ use tandem_realtime::{
     socket::{LocalPresence, PresenceView},
     token::TokenSigner,
 };
-use tandem_sessions::{DbSessionStore, RedisSessionStore, SessionPolicy, SessionStore, Sessions};
+use tandem_sessions::{DbSessionStore, RedisSessionStore, SessionStore, Sessions};
 
-use crate::{ApiError, config::Config, passwords::Passwords, replicas::WriteMarks, telemetry};
+use crate::{
+    ApiError,
+    config::{Config, Deployment},
+    passwords::Passwords,
+    replicas::WriteMarks,
+    telemetry,
+};
 
 /// Cheap-to-clone handle to the [`App`].
 #[derive(Clone)]
@@ -96,23 +102,24 @@ pub struct App {
 impl App {
     /// Connects to the configured backends: SQLite or PostgreSQL, and Redis if set.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let deployment = config.deployment()?;
         let options = ConnectOptions {
-            max_connections: config.database_max_connections,
+            max_connections: config.database.max_connections,
             ..ConnectOptions::default()
         };
-        let url = config.database_url.as_ref().map(|u| u.expose_secret());
+        let url = config.database.url.as_ref().map(|u| u.expose_secret());
         let db = tandem_db::connect(url, &config.data_dir, &options)
             .await
             .context("connecting to the database (DATABASE_URL)")?;
-        if config.auto_migrate {
+        if config.database.auto_migrate {
             db.migrate().await.context("applying database migrations")?;
         }
-        let redis = match &config.redis_url {
+        let redis = match &config.redis.url {
             Some(url) => Some(connect_redis(url.expose_secret()).await?),
             None => None,
         };
         let shutdown = Shutdown::new();
-        let objects = object_store(&config.uploads_bucket, &config, "objects")
+        let objects = object_store(&config.storage.uploads_bucket, &config, "objects")
             .context("configuring the uploads bucket (UPLOADS_BUCKET, AWS_*)")?;
         let archiver = archiver(&config, db.clone(), clock.clone())?;
         db.prepare_weeks(
@@ -122,15 +129,11 @@ impl App {
         .await
         .context("preparing analytics partitions")?;
         let replicas = connect_replicas(&config, &db, &options, redis.as_ref(), &shutdown).await?;
-        let policy = SessionPolicy {
-            idle_timeout: chrono_duration(config.session_idle_timeout),
-            absolute_timeout: chrono_duration(config.session_absolute_timeout),
-            ..SessionPolicy::default()
-        };
+        let policy = config.accounts.session_policy();
         let (store, limiter): (Arc<dyn SessionStore>, Arc<dyn RateLimiter>) = match &redis {
             Some(conn) => (
-                Arc::new(RedisSessionStore::new(conn.clone(), &config.redis_prefix)),
-                Arc::new(RedisLimiter::new(conn.clone(), &config.redis_prefix)),
+                Arc::new(RedisSessionStore::new(conn.clone(), &config.redis.prefix)),
+                Arc::new(RedisLimiter::new(conn.clone(), &config.redis.prefix)),
             ),
             None => (
                 Arc::new(DbSessionStore::new(db.clone())),
@@ -139,31 +142,34 @@ impl App {
         };
         let cache = build_cache(&config).await?;
         let realtime = Arc::new(crate::routes::realtime::guard::hub(&config));
-        let chat_batcher = Batcher::new(realtime.clone(), config.realtime_batch_window, 100);
-        let realtime_presence: Arc<dyn PresenceView> = match (&config.redis_url, &redis) {
+        let chat_batcher = Batcher::new(realtime.clone(), config.realtime.batch_window, 100);
+        let realtime_presence: Arc<dyn PresenceView> = match (&config.redis.url, &redis) {
             (Some(url), Some(conn)) => {
                 let client =
                     redis::Client::open(url.expose_secret()).context("parsing REDIS_URL")?;
-                RedisBackplane::start(client, conn.clone(), &config.redis_prefix, realtime.clone())
+                RedisBackplane::start(client, conn.clone(), &config.redis.prefix, realtime.clone())
             }
             _ => Arc::new(LocalPresence),
         };
-        let queue: Arc<dyn QueueBackend> = match &config.redis_url {
+        let queue: Arc<dyn QueueBackend> = match &config.redis.url {
             Some(url) => Arc::new(RedisQueue::new(
                 url.expose_secret(),
-                &config.queue_prefix,
+                &config.queue.prefix,
                 Retention::default(),
             )),
             None => Arc::new(DatabaseQueue::new(db.clone(), Retention::default())),
         };
-        tracing::info!(
-            database = db.backend(),
-            sessions = store.backend(),
-            cache = cache.backend(),
-            queue = queue.kind(),
-            objects = objects.kind(),
-            "backends selected"
-        );
+        tracing::info!(mode = deployment.name(), "deployment");
+        for (subsystem, engine) in [
+            ("database", db.backend()),
+            ("sessions", store.backend()),
+            ("cache", cache.backend()),
+            ("queue", queue.kind()),
+            ("objects", objects.kind()),
+            ("realtime", if redis.is_some() { "redis" } else { "local" }),
+        ] {
+            tracing::info!(subsystem, engine, "backend selected");
+        }
         Ok(Self {
             sessions: Sessions::new(store, policy, clock.clone()),
             limiter,
@@ -173,25 +179,17 @@ impl App {
             realtime,
             chat_batcher,
             realtime_presence,
-            realtime_tokens: realtime_signer(&config),
+            realtime_tokens: realtime_signer(&config, deployment),
             metrics: telemetry::metrics_handle(),
             clock,
             redis,
             queue,
             ai: ai_client(&config)?,
             replicas,
-            images: crate::images::Images::new(
-                tandem_images::Policy {
-                    sizes: config.image_sizes.clone(),
-                    qualities: config.image_qualities.clone(),
-                    ..tandem_images::Policy::default()
-                },
-                &crate::images::ImageSettings::from_config(&config),
-                objects.clone(),
-            ),
+            images: crate::images::Images::new(&config.images, objects.clone()),
             store: objects,
-            index_page: crate::assets::index_page(&config.asset_prefix),
-            index_csp: crate::routes::page_security_policy(&config.asset_prefix),
+            index_page: crate::assets::index_page(&config.http.asset_prefix),
+            index_csp: crate::routes::page_security_policy(&config.http.asset_prefix),
             analytics: crate::analytics::AnalyticsSink::start(db.clone(), shutdown.clone()),
             archiver,
             shutdown,
@@ -233,14 +231,14 @@ pub fn archiver(
     db: Arc<dyn Database>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<tandem_archive::Archiver> {
-    let store = object_store(&config.archive_bucket, config, "archive")
+    let store = object_store(&config.archive.bucket, config, "archive")
         .context("configuring the archive bucket (ARCHIVE_BUCKET, AWS_*)")?;
     Ok(tandem_archive::Archiver::new(
         db,
         store,
         clock,
         tandem_archive::ArchiveOptions {
-            after: chrono::Duration::days(config.archive_after_days.into()),
+            after: chrono::Duration::days(config.archive.after_days.into()),
             ..tandem_archive::ArchiveOptions::default()
         },
     ))
@@ -255,10 +253,11 @@ fn object_store(
     Ok(match bucket {
         Some(bucket) => Arc::new(tandem_store::S3Store::new(&tandem_store::S3Config {
             bucket: bucket.clone(),
-            region: config.aws.region.clone(),
-            endpoint: config.aws.endpoint_url.clone(),
-            access_key_id: config.aws.access_key_id.clone(),
+            region: config.storage.aws.region.clone(),
+            endpoint: config.storage.aws.endpoint_url.clone(),
+            access_key_id: config.storage.aws.access_key_id.clone(),
             secret_access_key: config
+                .storage
                 .aws
                 .secret_access_key
                 .as_ref()
@@ -277,11 +276,12 @@ async fn connect_replicas(
     redis: Option<&ConnectionManager>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Option<(Arc<ReplicaSet>, WriteMarks)>> {
-    if config.database_read_replica_urls.is_empty() {
+    if config.database.replica_urls.is_empty() {
         return Ok(None);
     }
     let Some(url) = config
-        .database_url
+        .database
+        .url
         .as_ref()
         .map(|u| u.expose_secret())
         .filter(|u| u.starts_with("postgres"))
@@ -289,13 +289,14 @@ async fn connect_replicas(
         anyhow::bail!("DATABASE_READ_REPLICA_URL needs a postgres:// DATABASE_URL (the primary)");
     };
     let urls: Vec<String> = config
-        .database_read_replica_urls
+        .database
+        .replica_urls
         .iter()
         .map(|u| u.expose_secret().to_owned())
         .collect();
     let policy = ReplicaPolicy {
-        max_lag: config.replica_max_lag,
-        max_lag_bytes: config.replica_max_lag_bytes,
+        max_lag: config.database.replica_max_lag,
+        max_lag_bytes: config.database.replica_max_lag_bytes,
         ..ReplicaPolicy::default()
     };
     let set = Arc::new(
@@ -312,8 +313,8 @@ async fn connect_replicas(
         }
     });
     let marks = WriteMarks::new(
-        redis.map(|conn| (conn.clone(), config.redis_prefix.clone())),
-        config.replica_max_lag + Duration::from_secs(5),
+        redis.map(|conn| (conn.clone(), config.redis.prefix.clone())),
+        config.database.replica_max_lag + Duration::from_secs(5),
     );
     tracing::info!(
         replicas = urls.len(),
@@ -336,11 +337,11 @@ async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
 /// has short timeouts: a slow Redis must cost a cache miss, not a request.
 async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
     let tuning = CacheConfig {
-        l1_ttl: config.cache_l1_ttl,
-        l1_max_bytes: u64::from(config.cache_l1_max_mb) << 20,
+        l1_ttl: config.cache.l1_ttl,
+        l1_max_bytes: config.cache.l1_max_mb << 20,
         ..CacheConfig::default()
     };
-    let Some(url) = &config.cache_redis_url else {
+    let Some(url) = &config.cache.redis_url else {
         return Ok(Cache::embedded(tuning));
     };
     let client =
@@ -351,16 +352,16 @@ async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
     let conn = ConnectionManager::new_with_config(client.clone(), timeouts)
         .await
         .context("connecting to the cache's Redis")?;
-    Ok(Cache::distributed(client, conn, &config.redis_prefix, tuning).await)
+    Ok(Cache::distributed(client, conn, &config.redis.prefix, tuning).await)
 }
 
 /// The realtime token key: configured, or random for this process (fine for
 /// one instance; several instances must share `TANDEM_REALTIME_SECRET`).
-fn realtime_signer(config: &Config) -> TokenSigner {
-    match &config.realtime_secret {
+fn realtime_signer(config: &Config, deployment: Deployment) -> TokenSigner {
+    match &config.realtime.secret {
         Some(secret) => TokenSigner::new(secret.expose_secret().as_bytes()),
         None => {
-            if config.is_distributed() {
+            if deployment == Deployment::Distributed {
                 tracing::warn!(
                     "TANDEM_REALTIME_SECRET is unset: realtime tokens only work on the instance that issued them"
                 );
@@ -374,17 +375,13 @@ fn realtime_signer(config: &Config) -> TokenSigner {
 
 /// The configured AI provider; a bad setting stops start-up with its reason.
 fn ai_client(config: &Config) -> anyhow::Result<Option<AiClient>> {
-    let Some(base_url) = &config.ai_base_url else {
+    let Some(base_url) = &config.ai.base_url else {
         return Ok(None);
     };
     let mut ai =
-        AiConfig::new(base_url.clone(), config.ai_model.clone()).with_timeout(config.ai_timeout);
-    if let Some(key) = &config.ai_api_key {
+        AiConfig::new(base_url.clone(), config.ai.model.clone()).with_timeout(config.ai.timeout);
+    if let Some(key) = &config.ai.api_key {
         ai = ai.with_api_key(key.clone());
     }
     Ok(Some(AiClient::new(ai).context("AI_BASE_URL")?))
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

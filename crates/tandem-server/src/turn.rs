@@ -31,18 +31,18 @@ pub struct EmbeddedTurn {
 /// Starts the embedded server unless `TURN_SERVER_URL` names external ones
 /// or `TANDEM_TURN_LISTEN=off`.
 pub async fn start(config: &Config) -> anyhow::Result<Option<EmbeddedTurn>> {
-    let Some(listen) = config.turn_listen else {
+    let Some(listen) = config.turn.listen else {
         return Ok(None);
     };
-    if !config.turn_urls.is_empty() {
+    if !config.ice.turn_urls.is_empty() {
         return Ok(None);
     }
-    let secret = config.turn_secret.clone().unwrap_or_else(|| {
+    let secret = config.ice.turn_secret.clone().unwrap_or_else(|| {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
         SecretString::from(key.iter().map(|b| format!("{b:02x}")).collect::<String>())
     });
-    let relay_ip = config.turn_relay_ip.unwrap_or_else(|| {
+    let relay_ip = config.turn.relay_ip.unwrap_or_else(|| {
         if listen.ip().is_unspecified() {
             detect_relay_ip()
         } else {
@@ -52,16 +52,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Option<EmbeddedTurn>> {
     let turn = TurnConfig {
         listen,
         relay_ip,
-        relay_ports: config.turn_relay_ports.clone(),
-        realm: config.turn_realm.clone(),
-        allow_peers: config.turn_allow_peers.clone(),
-        user_quota: config.turn_user_quota as usize,
-        total_quota: config.turn_total_quota as usize,
-        bytes_per_sec: config.turn_bytes_per_sec,
-        tcp_auth_timeout: config.turn_tcp_auth_timeout,
-        tcp_idle_timeout: config.turn_tcp_idle_timeout,
-        tcp_max_per_ip: config.turn_tcp_max_per_ip as usize,
-        tcp_max_connections: config.turn_tcp_max_connections as usize,
+        relay_ports: config.turn.relay_ports.clone(),
+        realm: config.turn.realm.clone(),
+        allow_peers: config.turn.allow_peers.clone(),
+        user_quota: config.turn.user_quota as usize,
+        total_quota: config.turn.total_quota as usize,
+        bytes_per_sec: config.turn.bytes_per_sec,
+        tcp_auth_timeout: config.turn.tcp_auth_timeout,
+        tcp_idle_timeout: config.turn.tcp_idle_timeout,
+        tcp_max_per_ip: config.turn.tcp_max_per_ip as usize,
+        tcp_max_connections: config.turn.tcp_max_connections as usize,
         ..TurnConfig::new(secret.expose_secret().as_bytes().to_vec())
     };
     let server = TurnServer::start(turn).await.with_context(|| {

@@ -56,12 +56,12 @@ impl Backend {
             redis_url,
         } = self
         {
-            config.database_url = Some(SecretString::from(database_url.clone()));
-            config.redis_url = Some(SecretString::from(redis_url.clone()));
-            config.cache_redis_url = Some(SecretString::from(redis_url.clone()));
+            config.database.url = Some(SecretString::from(database_url.clone()));
+            config.redis.url = Some(SecretString::from(redis_url.clone()));
+            config.cache.redis_url = Some(SecretString::from(redis_url.clone()));
             let run = uuid::Uuid::new_v4().simple();
-            config.redis_prefix = format!("tandem-test:{run}:");
-            config.queue_prefix = format!("tandem-test-{run}");
+            config.redis.prefix = format!("tandem-test:{run}:");
+            config.queue.prefix = format!("tandem-test-{run}");
         }
     }
 }

@@ -179,7 +179,7 @@ async fn members_cannot_forge_server_events_or_other_members() {
 #[tokio::test]
 async fn presence_cannot_be_inflated_past_its_bounds() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.realtime_guards.presence_per_topic = 12;
+        c.realtime.guards.presence_per_topic = 12;
     })
     .await;
     let (_, _, token) = user(&app, HOUR).await;
@@ -262,7 +262,7 @@ async fn rest_broadcasts_spend_the_same_budgets() {
 /// Finding 15: heartbeats skipped the per-connection budget.
 #[tokio::test]
 async fn heartbeats_spend_the_connection_budget() {
-    let app = TestApp::spawn_with(Backend::Embedded, |c| c.realtime_messages_per_second = 20).await;
+    let app = TestApp::spawn_with(Backend::Embedded, |c| c.realtime.messages_per_second = 20).await;
     let (_, _, token) = user(&app, HOUR).await;
     let mut ws = Ws::v2(&app.url, &token).await;
     for n in 0..100 {
@@ -285,8 +285,8 @@ async fn heartbeats_spend_the_connection_budget() {
 #[tokio::test]
 async fn unauthenticated_sockets_are_capped_and_must_join_soon() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.realtime_guards.max_anonymous = 3;
-        c.realtime_guards.auth_deadline = Duration::from_secs(1);
+        c.realtime.guards.max_anonymous = 3;
+        c.realtime.guards.auth_deadline = Duration::from_secs(1);
     })
     .await;
     let (_, _, token) = user(&app, HOUR).await;
@@ -344,7 +344,7 @@ async fn unauthenticated_sockets_are_capped_and_must_join_soon() {
 #[tokio::test]
 async fn cross_origin_pages_cannot_ride_the_session_cookie() {
     let app = TestApp::spawn_with(Backend::Embedded, |c| {
-        c.realtime_guards.allowed_origins = vec!["https://app.example.org".into()];
+        c.realtime.guards.allowed_origins = vec!["https://app.example.org".into()];
     })
     .await;
     let (client, id, token) = user(&app, HOUR).await;

@@ -202,7 +202,7 @@ pub async fn cron_archive(
     State(app): State<AppState>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, axum::Json<RunStarted>), ApiError> {
-    let Some(secret) = &app.config.cron_secret else {
+    let Some(secret) = &app.config.archive.cron_secret else {
         return Err(ApiError::NotFound("endpoint"));
     };
     let offered = headers

@@ -71,8 +71,12 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, HeaderMap, axum::Json<Me>), ApiError> {
     let key = format!("register:ip:{}", client.ip);
-    app.check_limit(&key, app.config.register_max_per_ip, REGISTER_WINDOW)
-        .await?;
+    app.check_limit(
+        &key,
+        app.config.accounts.register_max_per_ip,
+        REGISTER_WINDOW,
+    )
+    .await?;
     let mut errors = Errors::default();
     let email = errors.check("email", validate::email(&req.email));
     let name = errors.check("display_name", validate::line(&req.display_name, 1, 50));
@@ -116,7 +120,7 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<(HeaderMap, axum::Json<Me>), ApiError> {
     let ip_key = format!("login:ip:{}", client.ip);
-    app.check_limit(&ip_key, app.config.login_max_per_ip, LOGIN_WINDOW)
+    app.check_limit(&ip_key, app.config.accounts.login_max_per_ip, LOGIN_WINDOW)
         .await?;
     // No stored address has control characters (sign-up refuses them), and
     // PostgreSQL refuses NUL in text: answer as for any unknown account.
@@ -132,7 +136,7 @@ pub async fn login(
     // ten times larger still stops guessing spread over many addresses.
     let account_key = account_limit_key(&email);
     let pair_key = format!("{account_key}:ip:{}", client.ip);
-    let per_pair = app.config.login_max_per_account;
+    let per_pair = app.config.accounts.login_max_per_account;
     app.check_limit(&pair_key, per_pair, LOGIN_WINDOW).await?;
     app.check_limit(&account_key, per_pair.saturating_mul(10), LOGIN_WINDOW)
         .await?;
@@ -207,8 +211,12 @@ pub async fn verify_password(
     field: &str,
 ) -> Result<(), ApiError> {
     let key = format!("password:user:{user_id}");
-    app.check_limit(&key, app.config.login_max_per_account, LOGIN_WINDOW)
-        .await?;
+    app.check_limit(
+        &key,
+        app.config.accounts.login_max_per_account,
+        LOGIN_WINDOW,
+    )
+    .await?;
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid(field, "The password is incorrect."));
     }
@@ -254,8 +262,8 @@ async fn start_session(
         header::SET_COOKIE,
         cookies::set(
             &token,
-            app.config.session_absolute_timeout,
-            app.config.cookie_secure,
+            app.config.accounts.session_absolute_timeout,
+            app.config.accounts.cookie_secure,
         ),
     );
     headers.insert(
@@ -268,7 +276,10 @@ async fn start_session(
 /// Headers that remove the session cookie.
 pub fn clear_cookie(app: &AppState) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, cookies::clear(app.config.cookie_secure));
+    headers.insert(
+        header::SET_COOKIE,
+        cookies::clear(app.config.accounts.cookie_secure),
+    );
     headers
 }
 

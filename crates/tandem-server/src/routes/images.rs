@@ -121,7 +121,7 @@ async fn load(app: &AppState, source: &str) -> Result<Bytes, ImageError> {
 
 /// Charges `ip` one new variant (`TANDEM_IMAGE_CREATE_PER_MINUTE`).
 async fn allow_new(app: &AppState, ip: std::net::IpAddr) -> Result<(), ImageError> {
-    let max = app.config.image_create_per_minute;
+    let max = app.config.images.create_per_minute;
     match app
         .check_limit(&format!("image:create:{ip}"), max, Duration::from_secs(60))
         .await

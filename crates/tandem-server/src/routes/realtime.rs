@@ -83,7 +83,7 @@ pub async fn websocket(
         ));
     }
     // Another origin's page never rides on this site's session cookie.
-    let cookie = match cookies::read(&headers, app.config.cookie_secure) {
+    let cookie = match cookies::read(&headers, app.config.accounts.cookie_secure) {
         Some(token) if same_origin => app.sessions.resolve(&token).await?.map(|s| Identity {
             user: s.user_id,
             session: Some(s.id),
@@ -117,7 +117,7 @@ pub async fn websocket(
     } else {
         None
     };
-    let guards = &app.config.realtime_guards;
+    let guards = &app.config.realtime.guards;
     let ctx = SocketContext {
         hub: app.realtime.clone(),
         vsn,
@@ -130,7 +130,7 @@ pub async fn websocket(
         }),
         presence: app.realtime_presence.clone(),
         limits: Limits {
-            messages_per_second: app.config.realtime_messages_per_second,
+            messages_per_second: app.config.realtime.messages_per_second,
             presence_meta_bytes: usize::try_from(guards.presence_meta_bytes).unwrap_or(usize::MAX),
             auth_deadline: guards.auth_deadline,
             ..Limits::default()
@@ -255,7 +255,7 @@ async fn rest_user(
             return Ok(identity.user);
         }
     }
-    if let Some(token) = cookies::read(headers, app.config.cookie_secure)
+    if let Some(token) = cookies::read(headers, app.config.accounts.cookie_secure)
         && guard::origin_allowed(&app.config, headers)
         && let Some(session) = app.sessions.resolve(&token).await?
     {

@@ -47,7 +47,7 @@ pub async fn upload_avatar(
         .await?;
     let normalized = app
         .images
-        .normalize_upload(body, app.config.upload_max_bytes, AVATAR_SIDE)
+        .normalize_upload(body, app.config.images.upload_max_bytes, AVATAR_SIDE)
         .await?;
     let hash: String = Sha256::digest(&normalized.bytes)[..12]
         .iter()

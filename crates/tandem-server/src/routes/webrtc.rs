@@ -52,12 +52,13 @@ pub async fn ice_servers(
     app.check_limit(&format!("ice:{user}"), 60, Duration::from_secs(60))
         .await?;
     let config = &app.config;
-    let mut stun_urls = config.stun_urls.clone();
-    let mut turn_urls = config.turn_urls.clone();
-    let mut secret = config.turn_secret.as_ref();
+    let mut stun_urls = config.ice.stun_urls.clone();
+    let mut turn_urls = config.ice.turn_urls.clone();
+    let mut secret = config.ice.turn_secret.as_ref();
     if let Some(embedded) = &app.turn {
         let host = config
-            .turn_host
+            .turn
+            .host
             .clone()
             .or_else(|| request_host(&headers))
             .unwrap_or_else(|| embedded.server.udp_addr().ip().to_string());
@@ -79,8 +80,8 @@ pub async fn ice_servers(
             credential: None,
         });
     }
-    let ttl = config.turn_credential_ttl.as_secs();
-    let credentials = match (secret, &config.turn_static) {
+    let ttl = config.ice.credential_ttl.as_secs();
+    let credentials = match (secret, &config.ice.turn_static) {
         (Some(secret), _) => {
             let expires = u64::try_from(app.clock.now().timestamp()).unwrap_or(0) + ttl;
             let minted = tandem_turn::credentials::mint(

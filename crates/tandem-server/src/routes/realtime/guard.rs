@@ -15,10 +15,10 @@ pub const SERVER_EVENTS: &[&str] = &["messages", "matching-complete"];
 
 /// This instance's realtime hub, with the configured bounds.
 pub fn hub(config: &Config) -> Hub {
-    let guards = &config.realtime_guards;
+    let guards = &config.realtime.guards;
     let size = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
     Hub::new(1024)
-        .with_channel_rate(config.realtime_channel_messages_per_second)
+        .with_channel_rate(config.realtime.channel_messages_per_second)
         .with_user_rate(guards.user_broadcasts_per_second)
         .with_anonymous_cap(size(guards.max_anonymous))
         .with_presence_limits(PresenceLimits {
@@ -38,7 +38,7 @@ pub fn origin_allowed(config: &Config, headers: &HeaderMap) -> bool {
         return false;
     };
     let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    if config.realtime_guards.allowed_origins.contains(&origin) {
+    if config.realtime.guards.allowed_origins.contains(&origin) {
         return true;
     }
     let Some(authority) = origin
@@ -48,6 +48,7 @@ pub fn origin_allowed(config: &Config, headers: &HeaderMap) -> bool {
         return false;
     };
     let forwarded = config
+        .http
         .trust_proxy
         .then(|| headers.get("x-forwarded-host"))
         .flatten();
@@ -95,7 +96,7 @@ mod tests {
     #[test]
     fn only_own_and_listed_origins_pass() {
         let mut config = Config::from_lookup(|_| None).expect("config");
-        config.realtime_guards.allowed_origins = vec!["https://app.example.org".into()];
+        config.realtime.guards.allowed_origins = vec!["https://app.example.org".into()];
         let ok = |origin, host| origin_allowed(&config, &headers(origin, host));
         assert!(ok(None, "tandem.example.org"));
         assert!(ok(Some("https://tandem.example.org"), "tandem.example.org"));
