@@ -18,7 +18,7 @@ wrk_bench_setup() {
     esac
   done
   THREADS=${THREADS:-2} CONNECTIONS=${CONNECTIONS:-50} DURATION=${DURATION:-15s} WARMUP=${WARMUP:-3s}
-  PG_DB=tandem_bench
+  PG_DB=${PG_DB:-tandem_bench}
   DATABASE_URL_BENCH=postgres://postgres@127.0.0.1:5432/$PG_DB
   REDIS_URL_BENCH=redis://127.0.0.1:6379
   RAND=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')

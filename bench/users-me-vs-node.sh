@@ -14,7 +14,8 @@
 #
 # Run from anywhere:  bash bench/users-me-vs-node.sh [--write]
 #   --write (or WRITE=1)  append a dated section to BENCHMARKS.md
-#   env: THREADS=2 CONNECTIONS=50 DURATION=15s WARMUP=3s CARGO_TARGET_DIR, TANDEM_BIN (skip the build)
+#   env: THREADS=2 CONNECTIONS=50 DURATION=15s WARMUP=3s CARGO_TARGET_DIR, TANDEM_BIN (skip the build),
+#        PG_DB (database of the run; one per binary when comparing builds)
 # Needs: cargo, curl, psql, node + npm, wrk (installed via apt-get when missing
 # and root), PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), Redis on
 # 127.0.0.1:6379; redis-cli to clean up this run's keys.
