@@ -79,3 +79,48 @@ async fn probes_metrics_and_openapi_answer(backend: Backend) {
         StatusCode::OK
     );
 }
+
+/// `docs/architecture.md` lists every API route, as the OpenAPI document
+/// has them; `UPDATE_DOCS=1` rewrites the list.
+#[tokio::test]
+async fn the_architecture_doc_lists_every_route() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let doc = app.client().get("/api/openapi.json").await.body;
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            // The doc comment's first sentence (utoipa splits it into a
+            // one-line summary and the rest).
+            let text = format!(
+                "{} {}",
+                operation["summary"].as_str().unwrap_or_default(),
+                operation["description"].as_str().unwrap_or_default()
+            );
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let summary = text.find(". ").map_or(text.as_str(), |end| &text[..=end]);
+            let method = method.to_ascii_uppercase();
+            routes.push(format!("| `{method} {path}` | {summary} |"));
+        }
+    }
+    routes.sort();
+    let table = format!(
+        "<!-- routes:begin -->\n| Route | What it does |\n|---|---|\n{}\n<!-- routes:end -->",
+        routes.join("\n")
+    );
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/architecture.md");
+    let text = std::fs::read_to_string(file).expect("docs/architecture.md");
+    let (start, end) = (
+        text.find("<!-- routes:begin -->").expect("begin marker"),
+        text.find("<!-- routes:end -->").expect("end marker") + "<!-- routes:end -->".len(),
+    );
+    if std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        let updated = format!("{}{table}{}", &text[..start], &text[end..]);
+        std::fs::write(file, updated).expect("rewrite the doc");
+        return;
+    }
+    assert_eq!(
+        &text[start..end],
+        table,
+        "the route list in docs/architecture.md is stale: rerun with UPDATE_DOCS=1"
+    );
+}

@@ -6,6 +6,7 @@
 //! long-lived task listens to.
 
 mod clock;
+pub mod memory;
 mod shutdown;
 
 pub use clock::{Clock, ManualClock, SystemClock};

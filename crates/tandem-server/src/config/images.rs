@@ -41,7 +41,7 @@ impl ImageSettings {
             upload_max_bytes: env.parse("TANDEM_UPLOAD_MAX_BYTES", 5 << 20, "expected bytes")?,
             sizes: env.list("TANDEM_IMAGE_SIZES", policy.sizes)?,
             qualities: env.list("TANDEM_IMAGE_QUALITIES", policy.qualities)?,
-            cache_mb: env.parse("TANDEM_IMAGE_CACHE_MB", 64, "expected megabytes")?,
+            cache_mb: env.parse("TANDEM_IMAGE_CACHE_MB", 32, "expected megabytes")?,
             max_pixels: env.count(
                 "TANDEM_IMAGE_MAX_PIXELS",
                 Limits::default().max_output_pixels,

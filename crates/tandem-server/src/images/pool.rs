@@ -119,7 +119,11 @@ impl Pool {
             // Held until the job ends, even if every caller went away; the
             // count drops before the permits let the next job in.
             let _held = (guard, permits, ticket);
-            job()
+            let output = job();
+            // The job's buffers are freed by now: give them back before
+            // this thread goes idle with them.
+            tandem_core::memory::release_freed();
+            output
         })
         .await
         .map_err(|e| ImageError::Unavailable(e.to_string()))
