@@ -74,8 +74,8 @@ pub struct App {
     pub shutdown: Shutdown,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
-    /// The Redis connection, in the distributed mode.
-    pub redis: Option<ConnectionManager>,
+    /// Embedded or distributed (which checks `/readyz` makes).
+    pub deployment: Deployment,
     /// Background jobs: in the database, or BullMQ on Redis.
     pub queue: Arc<dyn QueueBackend>,
     /// The AI provider, if `AI_BASE_URL` is set.
@@ -182,7 +182,7 @@ impl App {
             realtime_tokens: realtime_signer(&config, deployment),
             metrics: telemetry::metrics_handle(),
             clock,
-            redis,
+            deployment,
             queue,
             ai: ai_client(&config)?,
             replicas,

@@ -51,7 +51,8 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
         backend: app.db.backend(),
         status: outcome(app.db.ping().await),
     }];
-    if app.redis.is_some() {
+    // Distributed, sessions live in Redis: without it nobody is signed in.
+    if app.deployment == crate::config::Deployment::Distributed {
         checks.push(Check {
             name: "sessions",
             backend: app.sessions.store().backend(),
