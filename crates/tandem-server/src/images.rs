@@ -131,7 +131,7 @@ impl Images {
                 .weigher(|_k: &String, v: &Arc<Variant>| {
                     u32::try_from(v.bytes.len()).unwrap_or(u32::MAX)
                 })
-                .max_capacity(settings.cache_mb << 20)
+                .max_capacity(settings.cache_mb.saturating_mul(1 << 20))
                 .time_to_live(MEMORY_TTL)
                 .support_invalidation_closures()
                 .build()
@@ -148,7 +148,9 @@ impl Images {
             avif: Arc::new(Semaphore::new(1)),
             avif_queued: Arc::new(AtomicU64::new(0)),
             store,
-            stored: Arc::new(StoredVariants::new(settings.variant_budget_mb << 20)),
+            stored: Arc::new(StoredVariants::new(
+                settings.variant_budget_mb.saturating_mul(1 << 20),
+            )),
             transforms: Arc::new(AtomicU64::new(0)),
         }
     }

@@ -338,7 +338,7 @@ async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
 async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
     let tuning = CacheConfig {
         l1_ttl: config.cache.l1_ttl,
-        l1_max_bytes: config.cache.l1_max_mb << 20,
+        l1_max_bytes: config.cache.l1_max_mb.saturating_mul(1 << 20),
         ..CacheConfig::default()
     };
     let Some(url) = &config.cache.redis_url else {
