@@ -623,16 +623,23 @@ async fn presence_converges_after_redis_outages() {
         .push(json!(["1", "2", topic, "presence", {"type": "presence", "event": "track", "payload": {"name": "S"}}]))
         .await;
     assert_eq!(tracked.next_reply().await[4]["status"], "ok");
-    let (_, before) = Ws::v2(&other.url, &token)
-        .await
+    // The holder writes the track to Redis after replying: the early
+    // joiner finds it in its presence_state, or gets the diff right after.
+    let mut early = Ws::v2(&other.url, &token).await;
+    let (_, before) = early
         .join_with_state(topic, "1", json!({"presence": {"key": "early"}}))
         .await;
-    assert!(meta_named(&before, "S").is_some(), "{before}");
-
-    let holder_ref = meta_named(&before, "S").expect("stayer")["phx_ref"]
-        .as_str()
-        .expect("phx_ref")
-        .to_owned();
+    let stayer = match meta_named(&before, "S") {
+        Some(meta) => meta.clone(),
+        None => {
+            let diff = early.next_json().await;
+            assert_eq!(diff[3], "presence_diff", "{diff}");
+            meta_named(&diff[4]["joins"], "S")
+                .cloned()
+                .expect("the stayer's join")
+        }
+    };
+    let holder_ref = stayer["phx_ref"].as_str().expect("phx_ref").to_owned();
 
     // A newcomer on the other instance, until `shown` holds (bounded).
     let newcomer_sees = |shown: fn(&Value) -> bool, what: &'static str| {
