@@ -84,42 +84,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let size_before = dir_size(data.path());
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let attacker = |i: usize| {
-        IpAddr::V4(Ipv4Addr::new(
-            127,
-            0,
-            1,
-            1 + (i % usize::from(args.attacker_ips)) as u8,
-        ))
-    };
-    let mut tasks = Vec::new();
-    for i in 0..args.slow {
-        let (stop, tally) = (stop.clone(), tally.clone());
-        tasks.push(tokio::spawn(hold(attacker(i), server, true, stop, tally)));
-    }
-    for i in 0..args.idle {
-        let (stop, tally) = (stop.clone(), tally.clone());
-        tasks.push(tokio::spawn(hold(
-            attacker(i + 7),
-            server,
-            false,
-            stop,
-            tally,
-        )));
-    }
-    tasks.push(tokio::spawn(flood(
-        args.flood_rate,
-        server,
-        stop.clone(),
-        tally.clone(),
-    )));
-    tasks.push(tokio::spawn(variants(
-        args.variant_rate,
-        server,
-        avatar,
-        stop.clone(),
-        tally.clone(),
-    )));
+    let tasks = attack(&args, server, avatar, &stop, &tally);
     let started = Instant::now();
     let mut health = Vec::new();
     let (mut health_failed, mut me_ok, mut me_failed, mut peak_rss) = (0u64, 0u64, 0u64, 0u64);
@@ -164,6 +129,54 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         peak_rss,
         grown,
     )
+}
+
+/// Starts the attackers: slow and idle connections from `attacker_ips`
+/// addresses, the anonymous request flood and the image variant flood.
+fn attack(
+    args: &Args,
+    server: SocketAddr,
+    avatar: String,
+    stop: &Arc<AtomicBool>,
+    tally: &Arc<Tally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let attacker = |i: usize| {
+        IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            1,
+            1 + (i % usize::from(args.attacker_ips)) as u8,
+        ))
+    };
+    let mut tasks = Vec::new();
+    for i in 0..args.slow {
+        let (stop, tally) = (stop.clone(), tally.clone());
+        tasks.push(tokio::spawn(hold(attacker(i), server, true, stop, tally)));
+    }
+    for i in 0..args.idle {
+        let (stop, tally) = (stop.clone(), tally.clone());
+        tasks.push(tokio::spawn(hold(
+            attacker(i + 7),
+            server,
+            false,
+            stop,
+            tally,
+        )));
+    }
+    tasks.push(tokio::spawn(flood(
+        args.flood_rate,
+        server,
+        stop.clone(),
+        tally.clone(),
+    )));
+    tasks.push(tokio::spawn(variants(
+        args.variant_rate,
+        server,
+        avatar,
+        stop.clone(),
+        tally.clone(),
+    )));
+    tasks
 }
 
 async fn start(args: &Args, data: &Path) -> anyhow::Result<(tokio::process::Child, SocketAddr)> {

@@ -139,9 +139,36 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.images
     );
 
+    let tandem = measure_tandem(&args, dir.path(), concurrency).await?;
+    let sharp = measure_sharp(&args, &source_path, concurrency).await?;
+    println!(
+        "\n| format | Tandem images/s | sharp images/s | Tandem / sharp | Tandem bytes | sharp bytes |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (format, per_second, bytes) in tandem {
+        let peer = sharp
+            .iter()
+            .find(|s| s["format"] == format)
+            .context("sharp printed no result")?;
+        let theirs = peer["per_second"].as_f64().unwrap_or(0.0);
+        println!(
+            "| {format} | {per_second:.1} | {theirs:.1} | {:.2}x | {bytes} | {} |",
+            per_second / theirs,
+            peer["bytes"]
+        );
+    }
+    Ok(())
+}
+
+/// Tandem's variants per second and sizes, per format, served from `dir`.
+async fn measure_tandem(
+    args: &Args,
+    dir: &std::path::Path,
+    concurrency: usize,
+) -> anyhow::Result<Vec<(&'static str, f64, usize)>> {
     let mut config = Config::from_lookup(|_| None)?;
     config.http.addr = "127.0.0.1:0".parse()?;
-    config.data_dir = dir.path().to_owned();
+    config.data_dir = dir.to_owned();
     config.turn.listen = None;
     config.queue.workers = false;
     config.images.cache_mb = 0;
@@ -197,6 +224,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     shutdown.trigger();
     let _ = running.await;
 
+    Ok(tandem)
+}
+
+/// sharp's results (one JSON object per format) from `bench/node-sharp`.
+async fn measure_sharp(
+    args: &Args,
+    source_path: &std::path::Path,
+    concurrency: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let output = tokio::process::Command::new("node")
         .current_dir(&args.node_dir)
         .args([
@@ -215,26 +251,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "sharp bench failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let sharp: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+    Ok(String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-
-    println!(
-        "\n| format | Tandem images/s | sharp images/s | Tandem / sharp | Tandem bytes | sharp bytes |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (format, per_second, bytes) in tandem {
-        let peer = sharp
-            .iter()
-            .find(|s| s["format"] == format)
-            .context("sharp printed no result")?;
-        let theirs = peer["per_second"].as_f64().unwrap_or(0.0);
-        println!(
-            "| {format} | {per_second:.1} | {theirs:.1} | {:.2}x | {bytes} | {} |",
-            per_second / theirs,
-            peer["bytes"]
-        );
-    }
-    Ok(())
+        .collect())
 }

@@ -12,16 +12,14 @@
 //! server RSS per connection and the CPU used by server and generator, then
 //! Tandem's ratios to Socket.IO.
 
+mod measure;
 mod peer;
 mod wire;
 
 use std::{
     process::Stdio,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
@@ -31,6 +29,7 @@ use tokio::{
     process::{Child, Command},
 };
 
+use measure::{Histogram, Window, now_micros};
 use peer::{Event, Proto};
 use wire::{TEXT, Ws};
 
@@ -277,44 +276,7 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
     let window = Arc::new(Window::default());
 
     let started = Instant::now();
-    let mut clients = Vec::new();
-    let mut failed = Vec::new();
-    for batch in (0..args.connections).collect::<Vec<_>>().chunks(500) {
-        let opened = futures_util::future::join_all(batch.iter().map(|i| {
-            let channel = format!("bench-{}", i % args.channels);
-            let (proto, addr) = (proto.clone(), server.addr.clone());
-            async move {
-                tokio::time::timeout(JOIN_TIMEOUT, proto.join(&addr, &channel))
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-            }
-        }))
-        .await;
-        for ws in opened {
-            match ws {
-                Ok(ws) => clients.push(tokio::spawn(client(
-                    ws,
-                    proto.clone(),
-                    latencies.clone(),
-                    window.clone(),
-                    None,
-                ))),
-                Err(e) => failed.push(e.to_string()),
-            }
-        }
-        eprint!(
-            "\r{target}: {} connections joined, {} failed",
-            clients.len(),
-            failed.len()
-        );
-    }
-    eprintln!();
-    if let Some(first) = failed.first() {
-        eprintln!(
-            "{target}: {} connections failed, e.g. {first}",
-            failed.len()
-        );
-    }
+    let clients = subscribe(args, target, &server.addr, &proto, &latencies, &window).await;
     let held = clients.len() as u64;
     let join_secs = started.elapsed().as_secs_f64();
     let rss_loaded_kib = rss_kib(server.pid);
@@ -368,56 +330,63 @@ async fn run_target(args: &Args, target: &str) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
+/// Opens `args.connections` subscribers, 500 at a time, each joined to one
+/// of the channels; reports progress and failures.
+async fn subscribe(
+    args: &Args,
+    target: &str,
+    addr: &str,
+    proto: &Arc<Proto>,
+    latencies: &Arc<Histogram>,
+    window: &Arc<Window>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut clients = Vec::new();
+    let mut failed = Vec::new();
+    for batch in (0..args.connections).collect::<Vec<_>>().chunks(500) {
+        let opened = futures_util::future::join_all(batch.iter().map(|i| {
+            let channel = format!("bench-{}", i % args.channels);
+            let (proto, addr) = (proto.clone(), addr.to_owned());
+            async move {
+                tokio::time::timeout(JOIN_TIMEOUT, proto.join(&addr, &channel))
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            }
+        }))
+        .await;
+        for ws in opened {
+            match ws {
+                Ok(ws) => clients.push(tokio::spawn(client(
+                    ws,
+                    proto.clone(),
+                    latencies.clone(),
+                    window.clone(),
+                    None,
+                ))),
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        eprint!(
+            "\r{target}: {} connections joined, {} failed",
+            clients.len(),
+            failed.len()
+        );
+    }
+    eprintln!();
+    if let Some(first) = failed.first() {
+        eprintln!(
+            "{target}: {} connections failed, e.g. {first}",
+            failed.len()
+        );
+    }
+    clients
+}
+
 /// How long deliveries of broadcasts sent in the window are still awaited
 /// after it closes.
 const STRAGGLERS: Duration = Duration::from_secs(3);
 
-/// The measured window, by send time: a delivery counts when its broadcast
-/// was sent inside it, wherever it arrives, so nothing in flight at either
-/// edge is lost or counted twice.
-struct Window {
-    from_us: AtomicU64,
-    to_us: AtomicU64,
-    /// Broadcasts sent inside the window.
-    sent: AtomicU64,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Self {
-            from_us: AtomicU64::new(u64::MAX),
-            to_us: AtomicU64::new(u64::MAX),
-            sent: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Window {
-    fn open(&self) {
-        self.from_us.store(now_micros(), Ordering::Relaxed);
-    }
-
-    /// Closes the window; returns its length in seconds.
-    fn close(&self) -> f64 {
-        let to = now_micros();
-        self.to_us.store(to, Ordering::Relaxed);
-        to.saturating_sub(self.from_us.load(Ordering::Relaxed)) as f64 / 1e6
-    }
-
-    fn contains(&self, sent_us: u64) -> bool {
-        (self.from_us.load(Ordering::Relaxed)..self.to_us.load(Ordering::Relaxed))
-            .contains(&sent_us)
-    }
-}
-
 /// Longest a connection may take to open and join.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
 
 /// One connection until it ends: times deliveries of broadcasts sent in the
 /// `window` into `latencies`, answers pings, sends heartbeats, and for a
@@ -467,66 +436,6 @@ async fn client(
         {
             return;
         }
-    }
-}
-
-/// Latencies in µs, lock-free: 10 µs buckets up to 10 ms, then 1 ms
-/// buckets up to 1 s, then 100 ms buckets up to 10 s.
-struct Histogram {
-    buckets: Vec<AtomicU64>,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Self {
-            buckets: (0..2091).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-}
-
-impl Histogram {
-    fn bucket(us: u64) -> usize {
-        let i = match us {
-            0..10_000 => us / 10,
-            10_000..1_000_000 => 1_000 + (us - 10_000) / 1_000,
-            _ => 1_990 + (us - 1_000_000) / 100_000,
-        };
-        (i as usize).min(2090)
-    }
-
-    /// Upper bound of bucket `i`, in ms.
-    fn upper_ms(i: usize) -> f64 {
-        let us = match i as u64 {
-            i @ 0..1_000 => (i + 1) * 10,
-            i @ 1_000..1_990 => 10_000 + (i - 999) * 1_000,
-            i => 1_000_000 + (i - 1_989) * 100_000,
-        };
-        us as f64 / 1000.0
-    }
-
-    fn record(&self, us: u64) {
-        self.buckets[Self::bucket(us)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
-    }
-
-    /// The smallest bucket bound at or above quantile `q` (0..=1), in ms.
-    fn quantile(&self, q: f64) -> f64 {
-        let total = self.count();
-        if total == 0 {
-            return 0.0;
-        }
-        let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            seen += b.load(Ordering::Relaxed);
-            if seen >= rank {
-                return Self::upper_ms(i);
-            }
-        }
-        Self::upper_ms(self.buckets.len() - 1)
     }
 }
 
@@ -581,21 +490,4 @@ async fn token(base: &str) -> anyhow::Result<String> {
         .as_str()
         .context("no token")?
         .to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Histogram;
-
-    #[test]
-    fn histogram_quantiles_are_bucket_bounds() {
-        let h = Histogram::default();
-        for us in [5, 15, 25, 35, 12_345, 2_500_000] {
-            h.record(us);
-        }
-        assert_eq!(h.count(), 6);
-        assert_eq!(h.quantile(0.5), 0.03);
-        assert_eq!(h.quantile(0.8), 13.0);
-        assert_eq!(h.quantile(1.0), 2600.0);
-    }
 }

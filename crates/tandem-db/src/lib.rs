@@ -37,23 +37,50 @@ pub enum DbError {
     /// A unique constraint was hit; the payload names what already exists.
     #[error("{0} already exists")]
     Conflict(&'static str),
-    /// The database could not be reached or answered with an error.
+    /// The database could not be reached or answered with an error; ask
+    /// [`DbError::is_unavailable`] and the like what kind.
     #[error("database error: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    Engine(#[source] EngineError),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The configured URL names an engine Tandem does not support.
     #[error("unsupported DATABASE_URL scheme (expected postgres:// or sqlite:)")]
     UnsupportedUrl,
 }
 
+/// The engine's own error, kept opaque: callers outside this crate see its
+/// message and ask [`DbError`] what they need, never the driver's types.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct EngineError(sqlx::Error);
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Engine(EngineError(err))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for DbError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(Box::new(err))
+    }
+}
+
 impl DbError {
+    /// The driver's error, inside this crate.
+    fn engine(&self) -> Option<&sqlx::Error> {
+        match self {
+            Self::Engine(EngineError(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Whether the database is unreachable or saturated (answer 503, not 500).
     pub fn is_unavailable(&self) -> bool {
         matches!(
-            self,
-            DbError::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+            self.engine(),
+            Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
         )
     }
 
@@ -61,11 +88,11 @@ impl DbError {
     /// data exception, or 23, integrity violation): repeating the same
     /// statement cannot succeed, but the other rows of a batch may.
     pub fn is_bad_data(&self) -> bool {
-        match self {
-            DbError::Sqlx(sqlx::Error::Database(db)) => db
+        match self.engine() {
+            Some(sqlx::Error::Database(db)) => db
                 .code()
                 .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
-            DbError::Sqlx(sqlx::Error::Encode(_)) => true,
+            Some(sqlx::Error::Encode(_)) => true,
             _ => false,
         }
     }
@@ -75,11 +102,15 @@ impl DbError {
     /// deadlock): the replica is healthy and the read can be repeated
     /// elsewhere.
     pub fn is_recovery_conflict(&self) -> bool {
-        match self {
-            DbError::Sqlx(sqlx::Error::Database(db)) => {
-                matches!(db.code().as_deref(), Some("40001" | "40P01"))
-            }
-            _ => false,
+        self.sqlstate()
+            .is_some_and(|code| matches!(code.as_str(), "40001" | "40P01"))
+    }
+
+    /// The SQLSTATE the database answered with, if it answered with one.
+    pub(crate) fn sqlstate(&self) -> Option<String> {
+        match self.engine() {
+            Some(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            _ => None,
         }
     }
 }
@@ -313,6 +344,6 @@ pub async fn connect(
 fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
     move |err| match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Conflict(what),
-        _ => DbError::Sqlx(err),
+        _ => err.into(),
     }
 }

@@ -220,7 +220,7 @@ impl ReplicaSet {
             .fetch_one(&self.primary_pool)
             .await?;
         parse_lsn(&text)
-            .ok_or_else(|| DbError::Sqlx(sqlx::Error::Protocol(format!("bad LSN {text}"))))
+            .ok_or_else(|| DbError::from(sqlx::Error::Protocol(format!("bad LSN {text}"))))
     }
 
     /// Picks where to read: a usable replica (round robin) that has replayed

@@ -23,7 +23,7 @@ impl SqliteDatabase {
     /// Opens (creating if needed) the database file at `path`.
     pub async fn open(path: &Path, options: &ConnectOptions) -> Result<Self, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| DbError::Sqlx(sqlx::Error::Io(e)))?;
+            std::fs::create_dir_all(dir).map_err(|e| DbError::from(sqlx::Error::Io(e)))?;
         }
         let connect = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)

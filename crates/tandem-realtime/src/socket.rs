@@ -159,30 +159,55 @@ impl Local {
     }
 }
 
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Why the loop ended: a close frame to send (code, reason), or none when
+/// the socket is gone.
+type Close = Option<(u16, String)>;
+
+impl Local {
+    /// A new connection's state: the credentials it came with (cookie,
+    /// `apikey`), and a join deadline if it came with none.
+    fn open(ctx: &mut SocketContext, conn: Conn, now: Instant) -> Self {
+        let anonymous = ctx.anonymous.take();
+        let mut local = Local {
+            conn,
+            channels: HashMap::new(),
+            identities: Vec::new(),
+            watched: HashSet::new(),
+            join_by: anonymous.as_ref().map(|_| now + ctx.limits.auth_deadline),
+            anonymous,
+        };
+        let apikey = (ctx.apikey.as_deref()).and_then(|t| ctx.signer.claims(t, unix_now()));
+        let apikey = apikey.map(|c| Identity {
+            user: c.user,
+            session: c.session,
+        });
+        for identity in ctx.cookie.iter().chain(apikey.iter()) {
+            local.watch(&ctx.hub, identity.user);
+            local.identities.push(identity.clone());
+        }
+        local
+    }
+
+    /// Leaves every topic and stops watching every user.
+    fn close(&self, hub: &Hub) {
+        for topic in self.channels.keys() {
+            hub.leave(topic, self.conn.id);
+        }
+        for user in &self.watched {
+            hub.unwatch(*user, self.conn.id);
+        }
+    }
+}
+
 /// Runs the connection until the client leaves, misbehaves, loses its
 /// credential or the server stops.
 pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
     let (mut sink, mut stream) = socket.split();
     let (conn, mut inbox) = ctx.hub.connect();
     let now = Instant::now();
-    let anonymous = ctx.anonymous.take();
-    let mut local = Local {
-        conn,
-        channels: HashMap::new(),
-        identities: Vec::new(),
-        watched: HashSet::new(),
-        join_by: anonymous.as_ref().map(|_| now + ctx.limits.auth_deadline),
-        anonymous,
-    };
-    let apikey = (ctx.apikey.as_deref()).and_then(|t| ctx.signer.claims(t, unix_now()));
-    let apikey = apikey.map(|c| Identity {
-        user: c.user,
-        session: c.session,
-    });
-    for identity in ctx.cookie.iter().chain(apikey.iter()) {
-        local.watch(&ctx.hub, identity.user);
-        local.identities.push(identity.clone());
-    }
+    let mut local = Local::open(&mut ctx, conn, now);
     let mut last_heard = now;
     // One timer per connection, set to the next thing due (idle check,
     // coalesced presence, token expiry, join deadline) rather than ticking:
@@ -197,7 +222,7 @@ pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
     let delivery_latency = metrics::histogram!("tandem_realtime_delivery_seconds");
     let messages_in = metrics::counter!("tandem_realtime_messages_in_total");
     metrics::gauge!("tandem_realtime_connections").increment(1.0);
-    let close = loop {
+    let close: Close = loop {
         // Biased: stop signals, then revocations and queued pushes, then the
         // socket. Pushes first means one read attempt per wake-up instead of
         // two; reads cannot starve, as a connection whose queue never
@@ -207,41 +232,14 @@ pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
             () = &mut stopping => break Some((1001, "server shutting down".into())),
             () = &mut overflowed => break Some((1013, "too slow: messages were dropped".into())),
             Some(revocation) = inbox.revocations.rx.recv() => {
-                if local.loses_credential(&revocation) {
-                    metrics::counter!("tandem_realtime_revoked_total", "what" => "connection").increment(1);
-                    break Some((1008, "session ended: sign in again".into()));
-                }
-                if let Revocation::Topic { user, topic } = &*revocation
-                    && local.channels.get(topic).is_some_and(|c| c.identity.user == *user)
-                {
-                    metrics::counter!("tandem_realtime_revoked_total", "what" => "channel").increment(1);
-                    let frames = close_channel(&ctx, &mut local, topic, "Access to this channel ended");
-                    if send_all(&mut sink, ctx.vsn, frames).await.is_err() {
-                        break None;
-                    }
+                if let Err(close) = revoke(&ctx, &mut local, &mut sink, &revocation).await {
+                    break close;
                 }
             }
             Some(out) = inbox.rx.recv() => {
-                // Write everything already queued, then flush once: under load
-                // this turns many small writes into one syscall.
                 // The oldest queued push's wait is this batch's latency.
                 delivery_latency.record(out.created.elapsed().as_secs_f64());
-                let mut next = Some(out);
-                let mut written = 0;
-                let mut failed = false;
-                while let Some(out) = next.take() {
-                    if let Some(frame) = out.encoded(ctx.vsn.slot(), |o| encode_push(ctx.vsn, o))
-                        && sink.feed(to_message(frame)).await.is_err()
-                    {
-                        failed = true;
-                        break;
-                    }
-                    written += 1;
-                    if written < 64 {
-                        next = inbox.rx.try_recv().ok();
-                    }
-                }
-                if failed || sink.flush().await.is_err() {
+                if write_pushes(&mut sink, ctx.vsn, out, &mut inbox.rx).await.is_err() {
                     break None;
                 }
             }
@@ -259,61 +257,120 @@ pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
                 };
                 last_heard = Instant::now();
                 messages_in.increment(1);
-                match inbound {
-                    Ok(message) => {
-                        // Heartbeats count too: every frame costs a reply.
-                        let replies = if bucket.take() {
-                            handle(&ctx, &mut local, message).await
-                        } else {
-                            metrics::counter!("tandem_realtime_rate_limited_total").increment(1);
-                            vec![frames::error(&message, "rate limit exceeded: slow down")]
-                        };
-                        if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
-                            break None;
-                        }
-                        let next = next_due(&ctx.limits, &local, last_heard);
-                        if next < due.deadline() {
-                            due.as_mut().reset(next);
-                        }
-                    }
+                let message = match inbound {
+                    Ok(message) => message,
                     Err(e) => break Some((1007, e.to_string())),
+                };
+                // Heartbeats count too: every frame costs a reply.
+                let replies = if bucket.take() {
+                    handle(&ctx, &mut local, message).await
+                } else {
+                    metrics::counter!("tandem_realtime_rate_limited_total").increment(1);
+                    vec![frames::error(&message, "rate limit exceeded: slow down")]
+                };
+                if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
+                    break None;
+                }
+                let next = next_due(&ctx.limits, &local, last_heard);
+                if next < due.deadline() {
+                    due.as_mut().reset(next);
                 }
             }
             () = &mut due => {
-                if last_heard.elapsed() > ctx.limits.idle_timeout {
-                    break Some((1001, "no heartbeat".into()));
-                }
-                if local.join_by.is_some_and(|t| t <= Instant::now()) {
-                    metrics::counter!("tandem_realtime_refused_total", "why" => "join_deadline").increment(1);
-                    break Some((1008, "authenticate and join a channel sooner".into()));
-                }
-                flush_presence(&ctx, &mut local);
-                let expired = expire_tokens(&ctx, &mut local);
-                if send_all(&mut sink, ctx.vsn, expired).await.is_err() {
-                    break None;
+                if let Err(close) = on_due(&ctx, &mut local, &mut sink, last_heard).await {
+                    break close;
                 }
                 due.as_mut().reset(next_due(&ctx.limits, &local, last_heard));
             }
         }
     };
-    if let Some((code, mut reason)) = close {
-        // A close reason may be at most 123 bytes.
-        let mut end = reason.len().min(120);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = sink.send(Message::Close(Some(frame))).await;
+    if let Some((code, reason)) = close {
+        send_close(&mut sink, code, reason).await;
     }
-    for topic in local.channels.keys() {
-        ctx.hub.leave(topic, local.conn.id);
-    }
-    for user in &local.watched {
-        ctx.hub.unwatch(*user, local.conn.id);
-    }
+    local.close(&ctx.hub);
     metrics::gauge!("tandem_realtime_connections").decrement(1.0);
+}
+
+/// Acts on a revocation: the whole connection ends if it relied on the
+/// revoked credential, else the one channel it names closes.
+async fn revoke(
+    ctx: &SocketContext,
+    local: &mut Local,
+    sink: &mut Sink,
+    revocation: &Revocation,
+) -> Result<(), Close> {
+    if local.loses_credential(revocation) {
+        metrics::counter!("tandem_realtime_revoked_total", "what" => "connection").increment(1);
+        return Err(Some((1008, "session ended: sign in again".into())));
+    }
+    if let Revocation::Topic { user, topic } = revocation
+        && local
+            .channels
+            .get(topic)
+            .is_some_and(|c| c.identity.user == *user)
+    {
+        metrics::counter!("tandem_realtime_revoked_total", "what" => "channel").increment(1);
+        let frames = close_channel(ctx, local, topic, "Access to this channel ended");
+        send_all(sink, ctx.vsn, frames).await.map_err(|_| None)?;
+    }
+    Ok(())
+}
+
+/// Writes `first` and what else is already queued (up to 64 pushes), then
+/// flushes once: under load, many small writes become one syscall.
+async fn write_pushes(
+    sink: &mut Sink,
+    vsn: Vsn,
+    first: Arc<crate::hub::Outbound>,
+    rx: &mut tokio::sync::mpsc::Receiver<Arc<crate::hub::Outbound>>,
+) -> Result<(), axum::Error> {
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(out) = next.take() {
+        if let Some(frame) = out.encoded(vsn.slot(), |o| encode_push(vsn, o)) {
+            sink.feed(to_message(frame)).await?;
+        }
+        written += 1;
+        if written < 64 {
+            next = rx.try_recv().ok();
+        }
+    }
+    sink.flush().await
+}
+
+/// The connection's timer fired: idle and join deadlines, coalesced
+/// presence, expired tokens.
+async fn on_due(
+    ctx: &SocketContext,
+    local: &mut Local,
+    sink: &mut Sink,
+    last_heard: Instant,
+) -> Result<(), Close> {
+    if last_heard.elapsed() > ctx.limits.idle_timeout {
+        return Err(Some((1001, "no heartbeat".into())));
+    }
+    if local.join_by.is_some_and(|t| t <= Instant::now()) {
+        metrics::counter!("tandem_realtime_refused_total", "why" => "join_deadline").increment(1);
+        return Err(Some((
+            1008,
+            "authenticate and join a channel sooner".into(),
+        )));
+    }
+    flush_presence(ctx, local);
+    let expired = expire_tokens(ctx, local);
+    send_all(sink, ctx.vsn, expired).await.map_err(|_| None)
+}
+
+/// Sends a close frame; its reason cut to the 123 bytes a close frame holds.
+async fn send_close(sink: &mut Sink, code: u16, mut reason: String) {
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason.truncate(end);
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
 }

@@ -8,24 +8,24 @@ use std::path::PathBuf;
 
 mod accounts;
 mod database;
+mod distributed;
 mod env;
 mod http;
 mod images;
 mod jobs;
 mod realtime;
-mod redis;
 mod storage;
 mod turn;
 
 pub use accounts::AccountSettings;
 pub use database::DatabaseSettings;
+pub use distributed::{CacheSettings, RedisSettings};
 use env::Env;
 pub use env::parse_duration;
 pub use http::{HttpSettings, TelemetrySettings};
 pub use images::ImageSettings;
 pub use jobs::{AiSettings, QueueSettings};
 pub use realtime::{RealtimeGuards, RealtimeSettings};
-pub use redis::{CacheSettings, RedisSettings};
 pub use storage::{ArchiveSettings, AwsSettings, StorageSettings};
 pub use turn::{IceSettings, TurnSettings};
 

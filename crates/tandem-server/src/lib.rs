@@ -7,6 +7,7 @@
 mod achievements;
 pub mod analytics;
 pub mod assets;
+mod backends;
 pub mod config;
 pub mod connections;
 mod cookies;
@@ -22,6 +23,7 @@ mod state;
 pub mod telemetry;
 pub mod turn;
 mod validate;
+mod write_marks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -10,113 +10,31 @@
 //! replica never puts stale data into the shared cache while other users'
 //! reads keep going to it.
 //!
-//! The positions live in Redis in the distributed mode (so any instance
-//! honours a write made through another) and in process otherwise, for
-//! `max lag + 5 s`: a usable replica is never further behind than the
-//! maximum lag, so an older write is on every usable replica.
+//! The positions are [`WriteMarks`]: shared by the instances when
+//! distributed, in process otherwise.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
 
 use axum::{
     extract::{Request, State},
     middleware::Next,
     response::Response,
 };
-use redis::aio::ConnectionManager;
 use tandem_db::{
     Database, DbError,
     replicas::{Fallback, Lsn, ReplicaSet, Target},
 };
 use uuid::Uuid;
 
-use crate::{App, AppState};
+use crate::{App, AppState, write_marks::WriteMarks};
 
-/// Where writes ended: per user (`writer:{id}`) and per cache key or tag
-/// (`cache:{key}`).
-pub struct WriteMarks {
-    redis: Option<(ConnectionManager, String)>,
-    local: Mutex<HashMap<String, (Lsn, Instant)>>,
-    ttl: Duration,
-}
-
-/// Raises a stored position, never lowers it, and renews its expiry.
-static RAISE: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(RAISE_LUA));
-
-const RAISE_LUA: &str = r"
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-else
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end";
-
-impl WriteMarks {
-    /// Marks kept for `ttl`, in Redis when given (`redis`, key prefix).
-    pub fn new(redis: Option<(ConnectionManager, String)>, ttl: Duration) -> Self {
-        Self {
-            redis,
-            local: Mutex::new(HashMap::new()),
-            ttl,
-        }
-    }
-
-    /// Records `lsn` under each of `marks`.
-    pub async fn mark(&self, marks: &[String], lsn: Lsn) {
-        if let Some((conn, prefix)) = &self.redis {
-            let mut conn = conn.clone();
-            for mark in marks {
-                let stored: Result<(), _> = RAISE
-                    .key(format!("{prefix}rw:{mark}"))
-                    .arg(lsn)
-                    .arg(self.ttl.as_secs().max(1))
-                    .invoke_async(&mut conn)
-                    .await;
-                if let Err(e) = stored {
-                    tracing::warn!(error = %e, "could not record a write position in Redis");
-                }
-            }
-            return;
-        }
-        let now = Instant::now();
-        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        if local.len() > 100_000 {
-            local.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
-        }
-        for mark in marks {
-            let entry = local.entry(mark.clone()).or_insert((0, now));
-            *entry = (entry.0.max(lsn), now);
-        }
-    }
-
-    /// The newest position recorded under any of `marks`; `None` when none
-    /// is (or all expired). Redis unreachable: `Lsn::MAX`, i.e. the primary,
-    /// never a possibly stale replica.
-    pub async fn get(&self, marks: &[String]) -> Option<Lsn> {
-        if marks.is_empty() {
-            return None;
-        }
-        if let Some((conn, prefix)) = &self.redis {
-            let mut conn = conn.clone();
-            let keys: Vec<String> = marks.iter().map(|m| format!("{prefix}rw:{m}")).collect();
-            let read: Result<Vec<Option<u64>>, _> =
-                redis::cmd("MGET").arg(keys).query_async(&mut conn).await;
-            return match read {
-                Ok(values) => values.into_iter().flatten().max(),
-                Err(_) => Some(Lsn::MAX),
-            };
-        }
-        let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        marks
-            .iter()
-            .filter_map(|m| local.get(m))
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(lsn, _)| *lsn)
-            .max()
-    }
+/// Read replicas and the write positions their reads wait for.
+pub struct Replicas {
+    /// The primary and its replicas.
+    pub set: Arc<ReplicaSet>,
+    /// Where users' and cache keys' last writes ended.
+    pub marks: Arc<dyn WriteMarks>,
 }
 
 fn writer_mark(user: Uuid) -> String {
@@ -137,7 +55,7 @@ impl App {
         F: Fn(Arc<dyn Database>) -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
     {
-        let Some((set, marks)) = &self.replicas else {
+        let Some(Replicas { set, marks }) = &self.replicas else {
             return load(self.db.clone()).await;
         };
         let min = marks.get(&[writer_mark(reader)]).await;
@@ -151,7 +69,7 @@ impl App {
         F: Fn(Arc<dyn Database>) -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
     {
-        let Some((set, marks)) = &self.replicas else {
+        let Some(Replicas { set, marks }) = &self.replicas else {
             return load(self.db.clone()).await;
         };
         let keys: Vec<String> = keys.iter().map(|k| cache_mark(k)).collect();
@@ -172,8 +90,8 @@ impl App {
         self.mark_position(&[writer_mark(writer)]).await;
     }
 
-    async fn mark_position(&self, marks: &[String]) {
-        let Some((set, store)) = &self.replicas else {
+    async fn mark_position(&self, names: &[String]) {
+        let Some(Replicas { set, marks }) = &self.replicas else {
             return;
         };
         let lsn = match set.write_position().await {
@@ -184,7 +102,7 @@ impl App {
                 Lsn::MAX
             }
         };
-        store.mark(marks, lsn).await;
+        marks.mark(names, lsn).await;
     }
 }
 
@@ -211,7 +129,7 @@ where
                 metrics::counter!("tandem_db_reads_total", "target" => "replica").increment(1);
                 Ok(value)
             }
-            Err(e @ DbError::Sqlx(_)) => {
+            Err(e @ DbError::Engine(_)) => {
                 // A recovery conflict cancels one statement on a healthy
                 // replica; any other failure takes the replica out until
                 // the health check sees it well again.

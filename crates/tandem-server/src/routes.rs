@@ -84,10 +84,9 @@ pub fn page_security_policy(asset_prefix: &str) -> String {
     }
 }
 
-/// Builds the full application router.
-pub fn router(app: AppState) -> Router {
-    let upload_max = app.config.images.upload_max_bytes;
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The JSON API and its OpenAPI document (with the shared error answers).
+fn api_router(upload_max: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
@@ -120,8 +119,13 @@ pub fn router(app: AppState) -> Router {
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .split_for_parts();
-    let mut openapi = openapi;
     openapi::document_errors(&mut openapi);
+    (api, openapi)
+}
+
+/// Builds the full application router.
+pub fn router(app: AppState) -> Router {
+    let (api, openapi) = api_router(app.config.images.upload_max_bytes);
     let openapi = Arc::new(openapi);
     let max_body = app.config.http.max_body_bytes;
     Router::new()

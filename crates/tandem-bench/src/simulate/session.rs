@@ -298,112 +298,7 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
         if sim.stopping() {
             break;
         }
-        let cookie = account.cookie.clone();
-        match *step {
-            Step::SignIn(p) => {
-                if rng.random_bool(p) {
-                    sign_in(&sim, &base, &mut account).await;
-                }
-            }
-            Step::PageView(path) => {
-                let body = json!({"visitorId": uuid::Uuid::new_v4(), "events": [{"type": "pageView", "path": path}]});
-                sim.call(
-                    Action::PageView,
-                    Method::POST,
-                    format!("{base}/api/analytics/events"),
-                    &cookie,
-                    Some(body),
-                )
-                .await;
-            }
-            Step::Profile => {
-                sim.call(
-                    Action::Profile,
-                    Method::GET,
-                    format!("{base}/api/users/me"),
-                    &cookie,
-                    None,
-                )
-                .await;
-                sim.call(
-                    Action::Profile,
-                    Method::GET,
-                    format!("{base}/api/achievements"),
-                    &cookie,
-                    None,
-                )
-                .await;
-            }
-            Step::Matching => {
-                sim.call(
-                    Action::Matching,
-                    Method::POST,
-                    format!("{base}/api/partners/matching"),
-                    &cookie,
-                    Some(json!({})),
-                )
-                .await;
-            }
-            Step::JoinRoom => {
-                let id = sim
-                    .rooms
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .choose(&mut rng)
-                    .cloned();
-                if let Some(id) = id {
-                    room = super::channel::join_room(&sim, &base, &cookie, id).await;
-                }
-            }
-            Step::Ice => {
-                sim.call(
-                    Action::Ice,
-                    Method::GET,
-                    format!("{base}/api/webrtc/ice-servers"),
-                    &cookie,
-                    None,
-                )
-                .await;
-            }
-            Step::Images(n) => {
-                for _ in 0..n {
-                    let width = [64, 96, 128].choose(&mut rng).copied().unwrap_or(64);
-                    let avatar = sim.avatar.read().unwrap_or_else(|e| e.into_inner()).clone();
-                    let url = format!("{base}/cdn-cgi/image/width={width},quality=75{avatar}");
-                    sim.call(Action::Image, Method::GET, url, &cookie, None)
-                        .await;
-                }
-            }
-            Step::Chat => {
-                if let Some(room) = &mut room {
-                    room.typing(&sim).await;
-                    let body =
-                        json!({"body": format!("working on problem {}", rng.random_range(1..100))});
-                    let url = format!("{base}/api/study-sessions/{}/messages", room.id);
-                    sim.call(Action::ChatSend, Method::POST, url, &cookie, Some(body))
-                        .await;
-                }
-            }
-            Step::Ai(p) => {
-                if rng.random_bool(p) {
-                    let url = format!("{base}/api/ai/progress-analysis");
-                    if let Some(job) = sim
-                        .call(Action::Ai, Method::POST, url, &cookie, Some(json!({})))
-                        .await
-                        && let Some(id) = job["jobId"].as_str()
-                    {
-                        sim.jobs_queued.fetch_add(1, Ordering::Relaxed);
-                        watch_job(&sim, base.clone(), cookie.clone(), id.to_owned());
-                    }
-                }
-            }
-            Step::LeaveRoom => {
-                if let Some(room) = room.take() {
-                    room.leave(&sim, &base, &cookie).await;
-                }
-            }
-            Step::Pause(seconds) => sim.pause(seconds).await,
-        }
+        run_step(&sim, &base, &mut account, &mut rng, &mut room, *step).await;
     }
     if let Some(room) = room.take() {
         room.leave(&sim, &base, &account.cookie).await;
@@ -412,6 +307,120 @@ pub async fn session(sim: Arc<Sim>, start_at: usize) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(account);
+}
+
+/// One step of the script for `account`; `room` is the room it is in.
+async fn run_step(
+    sim: &Arc<Sim>,
+    base: &str,
+    account: &mut Account,
+    rng: &mut StdRng,
+    room: &mut Option<super::channel::Room>,
+    step: Step,
+) {
+    let cookie = account.cookie.clone();
+    match step {
+        Step::SignIn(p) => {
+            if rng.random_bool(p) {
+                sign_in(sim, base, account).await;
+            }
+        }
+        Step::PageView(path) => {
+            let body = json!({"visitorId": uuid::Uuid::new_v4(), "events": [{"type": "pageView", "path": path}]});
+            let url = format!("{base}/api/analytics/events");
+            sim.call(Action::PageView, Method::POST, url, &cookie, Some(body))
+                .await;
+        }
+        Step::Profile => {
+            for path in ["users/me", "achievements"] {
+                get(sim, Action::Profile, format!("{base}/api/{path}"), &cookie).await;
+            }
+        }
+        Step::Matching => {
+            sim.call(
+                Action::Matching,
+                Method::POST,
+                format!("{base}/api/partners/matching"),
+                &cookie,
+                Some(json!({})),
+            )
+            .await;
+        }
+        Step::JoinRoom => {
+            let id = sim
+                .rooms
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .choose(rng)
+                .cloned();
+            if let Some(id) = id {
+                *room = super::channel::join_room(sim, base, &cookie, id).await;
+            }
+        }
+        Step::Ice => {
+            get(
+                sim,
+                Action::Ice,
+                format!("{base}/api/webrtc/ice-servers"),
+                &cookie,
+            )
+            .await;
+        }
+        Step::Images(n) => images(sim, base, &cookie, n, rng).await,
+        Step::Chat => {
+            if let Some(room) = room {
+                room.typing(sim).await;
+                let body =
+                    json!({"body": format!("working on problem {}", rng.random_range(1..100))});
+                let url = format!("{base}/api/study-sessions/{}/messages", room.id);
+                sim.call(Action::ChatSend, Method::POST, url, &cookie, Some(body))
+                    .await;
+            }
+        }
+        Step::Ai(p) => {
+            if rng.random_bool(p) {
+                ask_ai(sim, base, &cookie).await;
+            }
+        }
+        Step::LeaveRoom => {
+            if let Some(room) = room.take() {
+                room.leave(sim, base, &cookie).await;
+            }
+        }
+        Step::Pause(seconds) => sim.pause(seconds).await,
+    }
+}
+
+async fn get(sim: &Sim, action: Action, url: String, cookie: &str) {
+    sim.call(action, Method::GET, url, cookie, None).await;
+}
+
+/// `n` avatar variants of random widths, as a page of partners shows them.
+async fn images(sim: &Sim, base: &str, cookie: &str, n: u32, rng: &mut StdRng) {
+    for _ in 0..n {
+        let width = [64, 96, 128].choose(rng).copied().unwrap_or(64);
+        let avatar = sim.avatar.read().unwrap_or_else(|e| e.into_inner()).clone();
+        get(
+            sim,
+            Action::Image,
+            format!("{base}/cdn-cgi/image/width={width},quality=75{avatar}"),
+            cookie,
+        )
+        .await;
+    }
+}
+
+/// Queues a progress analysis and watches its job to the end.
+async fn ask_ai(sim: &Arc<Sim>, base: &str, cookie: &str) {
+    let url = format!("{base}/api/ai/progress-analysis");
+    if let Some(job) = sim
+        .call(Action::Ai, Method::POST, url, cookie, Some(json!({})))
+        .await
+        && let Some(id) = job["jobId"].as_str()
+    {
+        sim.jobs_queued.fetch_add(1, Ordering::Relaxed);
+        watch_job(sim, base.to_owned(), cookie.to_owned(), id.to_owned());
+    }
 }
 
 async fn sign_in(sim: &Sim, base: &str, account: &mut Account) {

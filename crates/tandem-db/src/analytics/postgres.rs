@@ -21,9 +21,7 @@ impl PostgresDatabase {
         keep_ids: bool,
     ) -> Result<u64, DbError> {
         match self.insert_all(rows, keep_ids).await {
-            Err(DbError::Sqlx(sqlx::Error::Database(e)))
-                if e.code().as_deref() == Some(NO_PARTITION) =>
-            {
+            Err(e) if e.sqlstate().as_deref() == Some(NO_PARTITION) => {
                 // A week without a partition: a restore of an archived week,
                 // or a server that was off for longer than the weeks made ahead.
                 let weeks: BTreeSet<Week> =

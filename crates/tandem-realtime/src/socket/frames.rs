@@ -1,7 +1,7 @@
 //! Frames a connection writes: replies and pushes of its own, and the
 //! hub's pushes encoded for its serializer (with the sender's stamp).
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::Message;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ pub(super) fn error(m: &Inbound, reason: &str) -> Direct {
 
 /// Writes `frames` in order.
 pub(super) async fn send_all(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    sink: &mut super::Sink,
     vsn: Vsn,
     frames: Vec<Direct>,
 ) -> Result<(), axum::Error> {

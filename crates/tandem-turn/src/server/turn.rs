@@ -1,35 +1,26 @@
 //! The server's state and its answers: authentication, Allocate, Refresh,
 //! CreatePermission, ChannelBind, Send and ChannelData from clients, Data
-//! and ChannelData towards them, and expiry.
+//! and ChannelData towards them, and expiry. Allocate is in `allocate.rs`,
+//! the data paths in `relay.rs`.
+
+mod allocate;
+mod relay;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metrics::{Counter, Gauge};
-use tokio::net::UdpSocket;
 
-use super::allocation::{Allocation, BindError, NewAllocation, State};
+use super::TurnConfig;
+use super::allocation::{Allocation, BindError};
 use super::link::{ClientKey, Link};
 use super::nonce::Nonces;
 use super::policy::{PeerPolicy, Reach};
-use super::table::{Over, Reservation, Table};
-use super::{TurnConfig, udp_socket};
+use super::table::Table;
 use crate::binding;
 use crate::credentials::{self, CredentialError};
-use crate::stun::{
-    AddressFamily, Attribute, CHANNEL_MAX, CHANNEL_MIN, Class, Message, MessageBuilder, Method,
-    channel,
-};
-
-/// Allocations last this long unless the client asks for longer (RFC 8656).
-const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
-/// A reserved port (EVEN-PORT with R) is held this long (RFC 8656 §7.2).
-const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
-/// Ports tried before giving up on finding a free relay port.
-const PORT_ATTEMPTS: usize = 256;
-/// UDP protocol number, the only REQUESTED-TRANSPORT served.
-const UDP: u8 = 17;
+use crate::stun::{Attribute, CHANNEL_MAX, CHANNEL_MIN, Class, Message, MessageBuilder, Method};
 
 /// Metric handles, registered once so the packet paths only touch atomics.
 struct Stats {
@@ -397,202 +388,6 @@ impl Server {
     /// The lifetime to grant for a request (RFC 8656 §7.2/§7.3): the
     /// requested one capped at the maximum, never below the default;
     /// `None` for an explicit 0 (delete).
-    fn lifetime(&self, message: &Message) -> Option<Duration> {
-        let requested = message.attributes.iter().find_map(|a| match a {
-            Attribute::Lifetime(secs) => Some(Duration::from_secs(u64::from(*secs))),
-            _ => None,
-        });
-        match requested {
-            Some(Duration::ZERO) => None,
-            Some(d) => Some(d.min(self.config.max_lifetime).max(DEFAULT_LIFETIME)),
-            None => Some(DEFAULT_LIFETIME),
-        }
-    }
-
-    fn allocate(
-        self: &Arc<Self>,
-        message: &Message,
-        client: ClientKey,
-        link: &Link,
-        auth: Auth,
-    ) -> Reply {
-        let key = Some(auth.key);
-        let mut table = self.table();
-        if let Some(existing) = table.allocations.get(&client) {
-            return if existing.transaction == message.transaction_id {
-                // A retransmission: the same answer, so the client's
-                // retries cannot create or fail anything.
-                Reply {
-                    class: Class::Success,
-                    attributes: self.allocate_attributes(
-                        existing.relay_addr,
-                        client,
-                        existing.reservation,
-                        existing.state().expires,
-                    ),
-                    key,
-                }
-            } else {
-                Reply::error(437, "Allocation Mismatch", key)
-            };
-        }
-        let find = |pick: fn(&Attribute) -> bool| message.attributes.iter().find(|a| pick(a));
-        match find(|a| matches!(a, Attribute::RequestedTransport(_))) {
-            Some(Attribute::RequestedTransport(UDP)) => {}
-            Some(_) => return Reply::error(442, "Unsupported Transport Protocol", key),
-            None => return Reply::error(400, "Bad Request", key),
-        }
-        let even = find(|a| matches!(a, Attribute::EvenPort(_)));
-        let token = find(|a| matches!(a, Attribute::ReservationToken(_)));
-        let family = find(|a| matches!(a, Attribute::RequestedAddressFamily(_)));
-        if token.is_some() && (even.is_some() || family.is_some()) {
-            return Reply::error(400, "Bad Request", key);
-        }
-        let relay_family = if self.config.relay_ip.is_ipv4() {
-            AddressFamily::V4
-        } else {
-            AddressFamily::V6
-        };
-        if let Some(Attribute::RequestedAddressFamily(f)) = family
-            && *f != relay_family
-        {
-            return Reply::error(440, "Address Family not Supported", key);
-        }
-        let user = auth
-            .username
-            .split_once(':')
-            .map_or(auth.username.as_str(), |(_, user)| user)
-            .to_owned();
-        let quotas = (self.config.user_quota, self.config.total_quota);
-        match table.check_quotas(&user, token, even, quotas) {
-            Ok(()) => {}
-            Err(Over::User) => {
-                Stats::refused("quota_user");
-                return Reply::error(486, "Allocation Quota Reached", key);
-            }
-            Err(Over::Total) => {
-                Stats::refused("quota_total");
-                return Reply::error(508, "Insufficient Capacity", key);
-            }
-        }
-        let Some(lifetime) = self.lifetime(message) else {
-            return Reply::error(400, "Bad Request", key);
-        };
-        let now = Instant::now();
-        let (socket, reserved) = match (token, even) {
-            (Some(Attribute::ReservationToken(token)), _) => match table.take_reservation(token) {
-                Some(r) => (r.socket, None),
-                None => return Reply::error(508, "Insufficient Capacity", key),
-            },
-            (_, Some(Attribute::EvenPort(reserve))) => match self.bind_even(*reserve) {
-                Some(pair) => pair,
-                None => return Reply::error(508, "Insufficient Capacity", key),
-            },
-            _ => match self.bind_relay(|_| true) {
-                Some(socket) => (socket, None),
-                None => return Reply::error(508, "Insufficient Capacity", key),
-            },
-        };
-        let token = reserved.map(|socket| {
-            let token: [u8; 8] = rand::random();
-            table.reservations.insert(
-                token,
-                Reservation {
-                    socket,
-                    user: user.clone(),
-                    expires: now + RESERVATION_LIFETIME,
-                },
-            );
-            table.charge(&user);
-            token
-        });
-        let (relay, relay_addr) = match socket
-            .local_addr()
-            .and_then(|a| Ok((UdpSocket::from_std(socket)?, a)))
-        {
-            Ok(pair) => pair,
-            Err(_) => return Reply::error(508, "Insufficient Capacity", key),
-        };
-        let attributes = self.allocate_attributes(relay_addr, client, token, now + lifetime);
-        let allocation = Arc::new(Allocation::new(NewAllocation {
-            link: link.clone(),
-            username: auth.username,
-            user: user.clone(),
-            key: auth.key,
-            relay: Arc::new(relay),
-            relay_addr,
-            transaction: message.transaction_id,
-            reservation: token,
-            lifetime,
-            bytes_per_sec: self.config.bytes_per_sec,
-        }));
-        let task = tokio::spawn(self.clone().relay_to_client(allocation.clone()));
-        allocation.attach(task.abort_handle());
-        table.allocations.insert(client, allocation);
-        table.charge(&user);
-        self.stats.allocations.increment(1.0);
-        self.stats.allocations_total.increment(1);
-        Reply {
-            class: Class::Success,
-            attributes,
-            key,
-        }
-    }
-
-    fn allocate_attributes(
-        &self,
-        relay_addr: SocketAddr,
-        client: ClientKey,
-        token: Option<[u8; 8]>,
-        expires: Instant,
-    ) -> Vec<Attribute> {
-        let remaining = expires.saturating_duration_since(Instant::now()).as_secs();
-        let mut attributes = vec![
-            Attribute::XorRelayedAddress(SocketAddr::new(self.config.relay_ip, relay_addr.port())),
-            Attribute::Lifetime(u32::try_from(remaining).unwrap_or(u32::MAX)),
-            Attribute::XorMappedAddress(client.addr),
-        ];
-        if let Some(token) = token {
-            attributes.push(Attribute::ReservationToken(token));
-        }
-        attributes
-    }
-
-    /// A relay socket on a free port in the range that satisfies `wanted`.
-    fn bind_relay(&self, wanted: impl Fn(u16) -> bool) -> Option<std::net::UdpSocket> {
-        let (low, high) = (
-            *self.config.relay_ports.start(),
-            *self.config.relay_ports.end(),
-        );
-        let span = usize::from(high - low) + 1;
-        let start = rand::random_range(0..span);
-        (0..span.min(PORT_ATTEMPTS))
-            .map(|i| low + u16::try_from((start + i) % span).unwrap_or(0))
-            .filter(|port| wanted(*port))
-            .find_map(|port| udp_socket(SocketAddr::new(self.config.relay_ip, port)).ok())
-    }
-
-    /// EVEN-PORT: an even relay port, and with R also the next port held
-    /// for a RESERVATION-TOKEN.
-    fn bind_even(
-        &self,
-        reserve: bool,
-    ) -> Option<(std::net::UdpSocket, Option<std::net::UdpSocket>)> {
-        for _ in 0..PORT_ATTEMPTS {
-            let even = self.bind_relay(|p| p % 2 == 0)?;
-            if !reserve {
-                return Some((even, None));
-            }
-            let port = even.local_addr().ok()?.port();
-            if port < *self.config.relay_ports.end()
-                && let Ok(odd) = udp_socket(SocketAddr::new(self.config.relay_ip, port + 1))
-            {
-                return Some((even, Some(odd)));
-            }
-        }
-        None
-    }
-
     fn refresh(&self, message: &Message, client: ClientKey, allocation: &Allocation) -> Reply {
         let granted = match self.lifetime(message) {
             None => {
@@ -677,108 +472,6 @@ impl Server {
             Ok(()) if state.permit(peer.ip(), reach, now) => Reply::ok(Vec::new(), key),
             Ok(()) | Err(BindError::Full) => Reply::error(508, "Insufficient Capacity", Some(key)),
             Err(BindError::Conflict) => Reply::error(400, "Bad Request", Some(key)),
-        }
-    }
-
-    /// Checks permission and budget for `len` bytes to or from `peer`, in
-    /// the caller's one lock of the allocation's state.
-    fn admit(&self, state: &mut State, peer: SocketAddr, len: usize, now: Instant) -> bool {
-        if !state.permits(peer, &self.config.relay_ports, now) {
-            self.stats.no_permission.increment(1);
-            return false;
-        }
-        if !state.spend(len, now) {
-            self.stats.over_bandwidth.increment(1);
-            return false;
-        }
-        true
-    }
-
-    async fn send_to_peer(&self, allocation: &Allocation, peer: SocketAddr, data: &[u8]) {
-        if allocation.relay.send_to(data, peer).await.is_ok() {
-            self.stats.to_peer.increment(data.len() as u64);
-        }
-    }
-
-    /// A Send indication: data for a peer with a permission.
-    async fn on_send(&self, message: &Message, client: ClientKey) {
-        let Some(allocation) = self.lookup(client) else {
-            return;
-        };
-        let peer = message.attributes.iter().find_map(|a| match a {
-            Attribute::XorPeerAddress(p) => Some(*p),
-            _ => None,
-        });
-        let data = message.attributes.iter().find_map(|a| match a {
-            Attribute::Data(d) => Some(d),
-            _ => None,
-        });
-        if let (Some(peer), Some(data)) = (peer, data) {
-            let admitted = self.admit(&mut allocation.state(), peer, data.len(), Instant::now());
-            if admitted {
-                self.send_to_peer(&allocation, peer, data).await;
-            }
-        }
-    }
-
-    /// A ChannelData frame from a client: data for the channel's peer.
-    pub(super) async fn on_channel_data(&self, frame: &[u8], client: ClientKey) {
-        let Ok((number, data)) = channel::parse(frame) else {
-            self.malformed();
-            return;
-        };
-        let Some(allocation) = self.lookup(client) else {
-            return;
-        };
-        let peer = {
-            let now = Instant::now();
-            let mut state = allocation.state();
-            match state.channel_peer(number, now) {
-                Some(peer) if self.admit(&mut state, peer, data.len(), now) => Some(peer),
-                _ => None,
-            }
-        };
-        if let Some(peer) = peer {
-            self.send_to_peer(&allocation, peer, data).await;
-        }
-    }
-
-    /// The allocation's relay loop: datagrams from permitted peers go to the
-    /// client as ChannelData (when a channel is bound) or Data indications.
-    async fn relay_to_client(self: Arc<Self>, allocation: Arc<Allocation>) {
-        let mut buf = vec![0u8; 65_536];
-        let pad = allocation.link.pads();
-        loop {
-            let Ok((n, peer)) = allocation.relay.recv_from(&mut buf).await else {
-                // An ICMP error report for one peer; keep serving the rest.
-                tokio::task::yield_now().await;
-                continue;
-            };
-            let data = &buf[..n];
-            let number = {
-                let now = Instant::now();
-                let mut state = allocation.state();
-                if !self.admit(&mut state, peer, n, now) {
-                    continue;
-                }
-                state.peer_channel(peer, now)
-            };
-            let frame = match number {
-                Some(number) => channel::encode(number, data, pad).ok(),
-                None => {
-                    let mut b =
-                        MessageBuilder::new(Method::Data, Class::Indication, rand::random());
-                    let built = b
-                        .add(&Attribute::XorPeerAddress(peer))
-                        .and_then(|b| b.add(&Attribute::Data(data.to_vec())))
-                        .is_ok();
-                    built.then(|| b.build(None, false).ok()).flatten()
-                }
-            };
-            if let Some(frame) = frame {
-                allocation.link.send(frame).await;
-                self.stats.to_client.increment(n as u64);
-            }
         }
     }
 }
