@@ -21,7 +21,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = load_config(args.addr, args.data_dir)?;
     let mode = config.deployment()?.name();
-    let server = Server::bind(config, Arc::new(SystemClock)).await?;
+    let server = Server::bind(config, Arc::new(SystemClock), shutdown_on_signals()).await?;
     let url = format!("http://{}", server.local_addr());
     // Printed on stdout (not the log) so scripts can wait for these lines.
     if let Some(metrics) = server.metrics_addr() {
@@ -30,7 +30,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("Tandem ({mode} mode) is serving {url}");
     std::io::stdout().flush()?;
     tracing::info!(%url, mode, "listening");
-    server.run(shutdown_on_signals()).await?;
+    server.run().await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -9,15 +9,22 @@ use super::shutdown_on_signals;
 /// (expired sessions, analytics partitions) and the archive schedule. Run several for more throughput; with Redis
 /// they share BullMQ queues, in the embedded mode the database's.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let app = AppState(Arc::new(App::build(config, Arc::new(SystemClock)).await?));
+    let shutdown = shutdown_on_signals();
+    let app = AppState(Arc::new(
+        App::build(config, Arc::new(SystemClock), shutdown.clone(), false).await?,
+    ));
     println!(
         "Tandem worker running ({} queue); Ctrl-C to stop",
         app.queue.kind()
     );
-    let shutdown = shutdown_on_signals();
     let schedule = async {
         if let Some(schedule) = app.config.archive.schedule.clone() {
-            tandem_archive::run_schedule(app.archiver.clone(), schedule, shutdown.clone()).await;
+            tandem_archive::run_schedule(
+                app.analytics.archiver.clone(),
+                schedule,
+                shutdown.clone(),
+            )
+            .await;
         }
     };
     tokio::join!(
@@ -25,8 +32,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         jobs::run_workers(app.clone(), shutdown.clone()),
         schedule,
     );
-    app.shutdown.trigger();
-    app.analytics.drained().await;
+    app.analytics.sink.drained().await;
     tracing::info!("worker stopped");
     Ok(())
 }

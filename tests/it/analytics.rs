@@ -30,6 +30,7 @@ async fn this_week(app: &TestApp, table: AnalyticsTable) -> Vec<AnalyticsRow> {
     let week = Week::of(app.clock.now());
     let batches: Vec<Vec<AnalyticsRow>> = app
         .state
+        .data
         .db
         .week_rows(table, week)
         .try_collect()
@@ -234,7 +235,11 @@ async fn a_row_the_database_refuses_costs_no_other_row(backend: Backend) {
     let mut rows: Vec<AnalyticsRow> = (0..20).map(|_| row("/good")).collect();
     rows.push(row("/bad\u{0}"));
     rows.extend((0..20).map(|_| row("/good")));
-    app.state.analytics.offer(rows).expect("buffer has room");
+    app.state
+        .analytics
+        .sink
+        .offer(rows)
+        .expect("buffer has room");
     let good = |r: &AnalyticsRow| matches!(r, AnalyticsRow::PageView(p) if p.path == "/good");
     let kept = wait_for_rows(&app, AnalyticsTable::PageViews, 40, move |r| {
         of_visitor(visitor)(r) && good(r)
@@ -329,6 +334,7 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
     }
     assert!(
         app.state
+            .data
             .db
             .archive_runs(10)
             .await
@@ -340,6 +346,7 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
     // While a run holds the lease, a trigger is refused with 409.
     let held = app
         .state
+        .analytics
         .archiver
         .begin(Trigger::Cli, false)
         .await
@@ -366,6 +373,7 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
         })
         .collect();
     app.state
+        .data
         .db
         .insert_analytics(&rows, false)
         .await
@@ -385,7 +393,7 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
         .filter(|s| **s == StatusCode::ACCEPTED)
         .count();
     let runs = loop {
-        let runs = app.state.db.archive_runs(50).await.expect("runs");
+        let runs = app.state.data.db.archive_runs(50).await.expect("runs");
         if runs.len() == started + 1 && runs.iter().all(|r| r.status != "running") {
             break runs;
         }
@@ -424,6 +432,7 @@ async fn the_cron_trigger_needs_the_secret_and_runs_one_at_a_time(backend: Backe
     );
     assert!(
         app.state
+            .data
             .db
             .set_admin(&admin_email, true)
             .await
@@ -465,7 +474,7 @@ async fn two_instances_run_each_schedule_slot_once(backend: Backend) {
     b.clock.advance(a.clock.now() - b.clock.now());
     let watched = std::time::Instant::now();
     let runs = loop {
-        let runs = a.state.db.archive_runs(100).await.expect("runs");
+        let runs = a.state.data.db.archive_runs(100).await.expect("runs");
         if !runs.is_empty() && watched.elapsed() > StdDuration::from_secs(3) {
             break runs;
         }

@@ -66,7 +66,8 @@ impl TestApp {
         backend.apply(&mut config);
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new());
-        let server = Server::bind(config, clock.clone())
+        let shutdown = Shutdown::new();
+        let server = Server::bind(config, clock.clone(), shutdown.clone())
             .await
             .expect("server starts");
         let url = format!("http://{}", server.local_addr());
@@ -75,8 +76,7 @@ impl TestApp {
             server.metrics_addr().expect("metrics listener")
         );
         let state = server.app().clone();
-        let shutdown = Shutdown::new();
-        tokio::spawn(server.run(shutdown.clone()));
+        tokio::spawn(server.run());
         Self {
             url,
             metrics_url,

@@ -328,7 +328,7 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
 async fn a_variant_requested_100_times_at_once_is_resized_once_and_then_served_from_cache() {
     let (app, url) = app_with_avatar().await;
     let path = format!("/cdn-cgi/image/width=384,quality=70,format=webp{url}");
-    let before = app.state.images.transforms();
+    let before = app.state.media.images.transforms();
     let requests = (0..100).map(|_| {
         let (base, path) = (app.url.clone(), path.clone());
         tokio::spawn(async move {
@@ -348,13 +348,17 @@ async fn a_variant_requested_100_times_at_once_is_resized_once_and_then_served_f
             "every caller got the same variant"
         );
     }
-    assert_eq!(app.state.images.transforms() - before, 1, "resized once");
+    assert_eq!(
+        app.state.media.images.transforms() - before,
+        1,
+        "resized once"
+    );
 
     // A cached variant is served without reading its source again: with the
     // source gone from the store it still answers, while a variant never
     // made before finds no source.
     let key = url.strip_prefix("/uploads/").expect("an upload");
-    assert!(app.state.store.delete(key).await.expect("delete"));
+    assert!(app.state.media.store.delete(key).await.expect("delete"));
     let again = get(&app, &path, None).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(again.bytes().await.expect("bytes"), first);
@@ -409,5 +413,5 @@ async fn avif_is_made_one_at_a_time_behind_a_short_queue() {
     );
     assert!(busy >= 1, "the rest are told to come back: {busy}");
     assert_eq!(made + busy, 8);
-    assert_eq!(app.state.images.transforms(), made);
+    assert_eq!(app.state.media.images.transforms(), made);
 }

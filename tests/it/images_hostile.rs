@@ -81,7 +81,7 @@ async fn giant_output_geometry_is_refused_and_the_server_lives() {
             started.elapsed()
         );
     }
-    assert_eq!(app.state.images.transforms(), 0, "nothing was made");
+    assert_eq!(app.state.media.images.transforms(), 0, "nothing was made");
     // Still alive, and honest requests are served.
     let res = get(&app, &format!("/cdn-cgi/image/height=256,fit=contain{url}")).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -149,7 +149,7 @@ async fn variants_share_canonical_keys_and_stay_within_the_disk_budget() {
         assert_eq!(res.status(), StatusCode::OK, "{options}");
     }
     assert_eq!(
-        app.state.images.transforms(),
+        app.state.media.images.transforms(),
         1,
         "one variant for four spellings"
     );
@@ -167,7 +167,7 @@ async fn variants_share_canonical_keys_and_stay_within_the_disk_budget() {
     assert!(made > 4 << 20, "the run made {made} bytes of variants");
     let on_disk = disk_bytes(&variants_dir(&app));
     assert!(on_disk <= 1 << 20, "{on_disk} bytes of variants kept");
-    assert_eq!(app.state.images.stored_bytes().await, on_disk);
+    assert_eq!(app.state.media.images.stored_bytes().await, on_disk);
     // The most recent still answers (from memory or disk).
     let res = get(
         &app,
@@ -203,7 +203,7 @@ async fn new_variants_are_rate_limited_per_ip_and_cached_ones_are_free(backend: 
         let res = get(&app, &format!("/cdn-cgi/image/width=16,format=webp{url}")).await;
         assert_eq!(res.status(), StatusCode::OK, "a cached variant is free");
     }
-    assert_eq!(app.state.images.transforms(), 3);
+    assert_eq!(app.state.media.images.transforms(), 3);
 }
 
 /// Finding 4, part three: variant creation is bounded (`TANDEM_IMAGE_QUEUE`
@@ -250,7 +250,7 @@ async fn a_flood_of_new_variants_is_queued_then_refused_and_cached_ones_still_se
         }
     }
     assert!(made >= 2 && busy >= 1, "made {made}, refused {busy}");
-    assert!(app.state.images.pool.peak_running() <= 2);
+    assert!(app.state.media.images.pool.peak_running() <= 2);
 }
 
 /// Finding 4, part four: a new avatar used to leave the old one (and its

@@ -67,11 +67,11 @@ async fn concurrent_uploads_decode_one_budget_at_a_time() {
     let urls = futures_util::future::join_all(uploads).await;
     assert_eq!(urls.len(), 4);
     assert_eq!(
-        app.state.images.pool.peak_running(),
+        app.state.media.images.pool.peak_running(),
         1,
         "one decode at a time"
     );
-    assert!(app.state.images.pool.peak_memory_mb() <= 4);
+    assert!(app.state.media.images.pool.peak_memory_mb() <= 4);
     if measured {
         let (peak, _) = memory_kib();
         let grew_mb = peak.saturating_sub(before) / 1024;
@@ -89,7 +89,7 @@ async fn avif_encodes_outliving_their_request_are_kept_and_unstarted_ones_droppe
     let app = TestApp::spawn(Backend::Embedded).await;
     let (student, _) = app.signed_up().await;
     let url = upload(&app, &student, noisy_jpeg(1024, 768)).await;
-    let images = &app.state.images;
+    let images = &app.state.media.images;
 
     let refused = get(
         &app,

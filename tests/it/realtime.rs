@@ -129,7 +129,7 @@ pub(crate) async fn user(
         .as_str()
         .and_then(|s| s.parse().ok())
         .expect("id");
-    let (token, _) = app.state.realtime_tokens.issue(id, ttl);
+    let (token, _) = app.state.live.tokens.issue(id, ttl);
     (client, id, token)
 }
 

@@ -121,7 +121,12 @@ async fn reads(app: &TestApp, target: &str) -> u64 {
 /// Waits (bounded) until the health check sees the replica as `usable`
 /// and, if given, replayed at least as far as the primary is now.
 async fn await_replica(state: &AppState, usable: bool, caught_up: bool) {
-    let set = &state.replicas.as_ref().expect("replicas configured").set;
+    let set = &state
+        .data
+        .replicas
+        .as_ref()
+        .expect("replicas configured")
+        .set;
     let target = if caught_up {
         set.write_position().await.expect("primary position")
     } else {
@@ -189,7 +194,12 @@ async fn replicas_serve_reads_with_read_your_writes_and_survive_failures() {
     })
     .await;
     let state = app.state.clone();
-    let set = &state.replicas.as_ref().expect("replicas configured").set;
+    let set = &state
+        .data
+        .replicas
+        .as_ref()
+        .expect("replicas configured")
+        .set;
 
     // A write on a replica connection fails loudly.
     let refused = set

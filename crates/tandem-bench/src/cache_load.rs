@@ -56,14 +56,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.accounts.cookie_secure = false;
     config.http.api_max_per_minute = u32::MAX;
     config.telemetry.metrics_addr = Some("127.0.0.1:0".parse()?);
-    let server = Server::bind(config, Arc::new(SystemClock)).await?;
+    let shutdown = Shutdown::new();
+    let server = Server::bind(config, Arc::new(SystemClock), shutdown.clone()).await?;
     let base = format!("http://{}", server.local_addr());
     let metrics = format!(
         "http://{}/metrics",
         server.metrics_addr().context("metrics listener")?
     );
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(server.run(shutdown.clone()));
+    let running = tokio::spawn(server.run());
 
     let ids = Arc::new(seed_users(&database, args.users).await?);
     let cookie = log_in(&base).await?;

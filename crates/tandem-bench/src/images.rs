@@ -182,10 +182,10 @@ async fn measure_tandem(
     if !config.images.qualities.contains(&args.quality) {
         config.images.qualities.push(args.quality);
     }
-    let server = Server::bind(config, Arc::new(SystemClock)).await?;
-    let base = format!("http://{}", server.local_addr());
     let shutdown = Shutdown::new();
-    let running = tokio::spawn(server.run(shutdown.clone()));
+    let server = Server::bind(config, Arc::new(SystemClock), shutdown.clone()).await?;
+    let base = format!("http://{}", server.local_addr());
+    let running = tokio::spawn(server.run());
     let client = reqwest::Client::new();
 
     let mut tandem = Vec::new();

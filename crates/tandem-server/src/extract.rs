@@ -3,13 +3,13 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    extract::{ConnectInfo, FromRequest, FromRequestParts},
+    extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts},
     http::{header, request::Parts},
 };
 use tandem_db::AuthSession;
 use tandem_sessions::SessionToken;
 
-use crate::{ApiError, AppState, cookies};
+use crate::{Accounts, ApiError, cookies};
 
 /// `axum::Json` whose rejections (syntax, wrong types, unknown fields,
 /// missing content type, oversized body) become problem responses.
@@ -40,13 +40,18 @@ impl Authenticated {
     }
 }
 
-impl FromRequestParts<AppState> for Authenticated {
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    Accounts: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let token = cookies::read(&parts.headers, app.config.accounts.cookie_secure)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let accounts = Accounts::from_ref(state);
+        let token = cookies::read(&parts.headers, accounts.settings.cookie_secure)
             .ok_or(ApiError::Unauthenticated)?;
-        let session = app
+        let session = accounts
             .sessions
             .resolve(&token)
             .await?
@@ -61,14 +66,16 @@ impl FromRequestParts<AppState> for Authenticated {
 /// The session token the request carries, if any (whether or not it is live).
 pub struct MaybeToken(pub Option<SessionToken>);
 
-impl FromRequestParts<AppState> for MaybeToken {
+impl<S> FromRequestParts<S> for MaybeToken
+where
+    S: Send + Sync,
+    Accounts: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        Ok(Self(cookies::read(
-            &parts.headers,
-            app.config.accounts.cookie_secure,
-        )))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let secure = Accounts::from_ref(state).settings.cookie_secure;
+        Ok(Self(cookies::read(&parts.headers, secure)))
     }
 }
 
@@ -80,12 +87,16 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
-impl FromRequestParts<AppState> for ClientInfo {
+impl<S> FromRequestParts<S> for ClientInfo
+where
+    S: Send + Sync,
+    Accounts: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         Ok(Self {
-            ip: client_ip(parts, app.config.http.trust_proxy),
+            ip: client_ip(parts, Accounts::from_ref(state).trust_proxy),
             user_agent: parts
                 .headers
                 .get(header::USER_AGENT)

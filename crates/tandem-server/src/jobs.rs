@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use serde_json::Value;
 use tandem_core::Shutdown;
-use tandem_queue::{JobInfo, JobOptions, NewJob, Processor, WorkerOptions};
+use tandem_queue::{JobInfo, JobOptions, NewJob, Processor, QueueBackend, WorkerOptions};
 use uuid::Uuid;
 
 use crate::{ApiError, AppState};
@@ -32,12 +32,15 @@ pub async fn run_workers(app: AppState, shutdown: Shutdown) {
         (
             AI_TASKS,
             5,
-            Arc::new(ai::AiTasks::new(app.clone(), app.ai.clone())),
+            Arc::new(ai::AiTasks::new(app.data.clone(), app.ai.clone())),
         ),
         (
             PARTNER_MATCHING,
             3,
-            Arc::new(matching::Matching::new(app.clone())),
+            Arc::new(matching::Matching::new(
+                app.data.clone(),
+                app.live.hub.clone(),
+            )),
         ),
     ];
     let runs = workers.into_iter().map(|(queue, concurrency, processor)| {
@@ -75,7 +78,7 @@ async fn run_worker(
 
 /// Adds a job owned by `user_id` (stored as `data.userId`) and returns its id.
 pub async fn enqueue(
-    app: &AppState,
+    queue_backend: &dyn QueueBackend,
     queue: &str,
     name: &str,
     user_id: Uuid,
@@ -89,19 +92,19 @@ pub async fn enqueue(
         },
         ..NewJob::new(name, Value::Object(data))
     };
-    Ok(app.queue.add(queue, job).await?)
+    Ok(queue_backend.add(queue, job).await?)
 }
 
 /// The job `id` in whichever queue holds it, if `user_id` owns it. A job of
 /// someone else is reported exactly like a missing one.
 pub async fn owned_job(
-    app: &AppState,
+    queue_backend: &dyn QueueBackend,
     user_id: Uuid,
     id: &str,
 ) -> Result<Option<(&'static str, JobInfo)>, ApiError> {
     let owner = user_id.to_string();
     for queue in QUEUES {
-        if let Some(job) = app.queue.job(queue, id).await? {
+        if let Some(job) = queue_backend.job(queue, id).await? {
             let owned = job.data.get("userId").and_then(Value::as_str) == Some(owner.as_str());
             return Ok(owned.then_some((queue, job)));
         }

@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::ApiError;
-pub use state::{App, AppState, archiver};
+pub use state::{Accounts, Analytics, App, AppState, Data, Limits, Live, Media, Page, archiver};
 
 /// A bound, ready-to-run Tandem HTTP server.
 pub struct Server {
@@ -44,7 +44,11 @@ pub struct Server {
 
 impl Server {
     /// Connects the backends and binds `config.http.addr` (port 0 picks a free port).
-    pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn bind(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding {}", config.http.addr))?;
@@ -56,9 +60,7 @@ impl Server {
             ),
             None => None,
         };
-        let mut app = App::build(config, clock).await?;
-        app.turn = turn::start(&app.config).await?;
-        let app = AppState(Arc::new(app));
+        let app = AppState(Arc::new(App::build(config, clock, shutdown, true).await?));
         Ok(Self {
             listener,
             metrics,
@@ -83,8 +85,10 @@ impl Server {
         &self.app
     }
 
-    /// Serves until `shutdown` fires, then drains in-flight requests.
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    /// Serves until the shutdown given to [`Server::bind`] fires, then
+    /// drains in-flight requests.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let shutdown = self.app.shutdown.clone();
         let maintenance = tokio::spawn(run_maintenance(self.app.clone(), shutdown.clone()));
         let workers = self
             .app
@@ -94,18 +98,12 @@ impl Server {
             .then(|| tokio::spawn(jobs::run_workers(self.app.clone(), shutdown.clone())));
         let schedule = self.app.config.archive.schedule.clone().map(|schedule| {
             tokio::spawn(tandem_archive::run_schedule(
-                self.app.archiver.clone(),
+                self.app.analytics.archiver.clone(),
                 schedule,
                 shutdown.clone(),
             ))
         });
         let app = self.app.clone();
-        let app_shutdown = self.app.shutdown.clone();
-        let relay = shutdown.clone();
-        tokio::spawn(async move {
-            relay.wait().await;
-            app_shutdown.trigger();
-        });
         let mut limits = self.app.config.http.connections.clone();
         limits.max = connections::fit_to_file_limit(limits.max);
         let metrics = self.metrics.map(|listener| {
@@ -127,7 +125,7 @@ impl Server {
         if let Some(schedule) = schedule {
             let _ = schedule.await;
         }
-        app.analytics.drained().await;
+        app.analytics.sink.drained().await;
         if let Some(workers) = workers {
             let _ = workers.await;
         }
@@ -146,12 +144,17 @@ pub async fn run_maintenance(app: AppState, shutdown: Shutdown) {
             _ = every.tick() => {}
             _ = shutdown.wait() => return,
         }
-        match app.sessions.purge_expired().await {
+        match app.accounts.sessions.purge_expired().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired sessions removed"),
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
         }
-        if let Err(e) = app.db.prepare_weeks(app.clock.now(), weeks_ahead).await {
+        if let Err(e) = app
+            .data
+            .db
+            .prepare_weeks(app.data.clock.now(), weeks_ahead)
+            .await
+        {
             tracing::warn!(error = %e, "preparing analytics partitions failed");
         }
     }

@@ -9,7 +9,7 @@ use tandem_db::{Achievement, Database, Profile, StudySession, User};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ApiError, AppState, achievements};
+use crate::{ApiError, achievements, state::Data};
 
 /// User profile: 5 minutes.
 pub const USER_TTL: Duration = Duration::from_secs(5 * 60);
@@ -31,11 +31,11 @@ pub fn user_tag(id: Uuid) -> String {
 }
 
 /// A user and their profile (`user:{id}`).
-pub async fn profile(app: &AppState, id: Uuid) -> Result<Option<(User, Profile)>, ApiError> {
-    let reader = app.clone();
+pub async fn profile(data: &Data, id: Uuid) -> Result<Option<(User, Profile)>, ApiError> {
+    let reader = data.clone();
     let tag = user_tag(id);
     let key = tag.clone();
-    let loaded = app
+    let loaded = data
         .cache
         .get_or_load(&tag, USER_TTL, &[&tag], move || async move {
             reader
@@ -47,17 +47,17 @@ pub async fn profile(app: &AppState, id: Uuid) -> Result<Option<(User, Profile)>
 }
 
 /// After a change to user `id`'s account or profile.
-pub async fn user_changed(app: &AppState, id: Uuid) {
+pub async fn user_changed(data: &Data, id: Uuid) {
     let tag = user_tag(id);
-    app.changed(&[&tag]).await;
-    app.cache.invalidate_tag(&tag).await;
+    data.changed(&[&tag]).await;
+    data.cache.invalidate_tag(&tag).await;
 }
 
 /// Scheduled sessions not over yet, soonest first (`sessions:upcoming`).
-pub async fn upcoming_sessions(app: &AppState) -> Result<Vec<StudySession>, ApiError> {
-    let reader = app.clone();
-    let now = app.clock.now();
-    let mut loaded: Vec<StudySession> = app
+pub async fn upcoming_sessions(data: &Data) -> Result<Vec<StudySession>, ApiError> {
+    let reader = data.clone();
+    let now = data.clock.now();
+    let mut loaded: Vec<StudySession> = data
         .cache
         .get_or_load(UPCOMING_KEY, SESSIONS_TTL, &[], move || async move {
             reader
@@ -68,17 +68,17 @@ pub async fn upcoming_sessions(app: &AppState) -> Result<Vec<StudySession>, ApiE
         })
         .await?;
     // The list may be up to 2 minutes old: drop sessions that ended since.
-    let now = app.clock.now();
+    let now = data.clock.now();
     loaded.retain(|s| s.ends_at > now);
     Ok(loaded)
 }
 
 /// The sessions a user belongs to (`sessions:{userId}`).
-pub async fn my_sessions(app: &AppState, user_id: Uuid) -> Result<Vec<StudySession>, ApiError> {
-    let reader = app.clone();
+pub async fn my_sessions(data: &Data, user_id: Uuid) -> Result<Vec<StudySession>, ApiError> {
+    let reader = data.clone();
     let key = format!("sessions:{user_id}");
     let mark = key.clone();
-    let loaded = app
+    let loaded = data
         .cache
         .get_or_load(&key, SESSIONS_TTL, &[], move || async move {
             reader
@@ -94,14 +94,14 @@ pub async fn my_sessions(app: &AppState, user_id: Uuid) -> Result<Vec<StudySessi
 /// After a session's schedule or membership changed: the browse list and
 /// the lists and achievements of everyone in it (`members`, plus anyone who
 /// just left) are stale.
-pub async fn session_changed(app: &AppState, members: &[Uuid]) {
+pub async fn session_changed(data: &Data, members: &[Uuid]) {
     let lists: Vec<String> = members.iter().map(|u| format!("sessions:{u}")).collect();
     let keys: Vec<&str> = lists
         .iter()
         .map(String::as_str)
         .chain([UPCOMING_KEY])
         .collect();
-    app.changed(&keys).await;
+    data.changed(&keys).await;
     let stale: Vec<String> = members
         .iter()
         .flat_map(|u| [format!("sessions:{u}"), format!("achievements:{u}")])
@@ -109,7 +109,7 @@ pub async fn session_changed(app: &AppState, members: &[Uuid]) {
         .collect();
     // Together: with Redis they share round trips instead of queuing one
     // after another (a room of 20 means 41 invalidations).
-    futures_util::future::join_all(stale.iter().map(|key| app.cache.invalidate(key))).await;
+    futures_util::future::join_all(stale.iter().map(|key| data.cache.invalidate(key))).await;
 }
 
 /// An achievement and, if earned, when.
@@ -125,17 +125,14 @@ pub struct AchievementStatus {
 /// The catalog with my progress (`achievements:{userId}`). Loading it first
 /// awards whatever my sessions have earned since the last load: a write, so
 /// it runs on the primary.
-pub async fn achievements(
-    app: &AppState,
-    user_id: Uuid,
-) -> Result<Vec<AchievementStatus>, ApiError> {
-    let db = app.db.clone();
-    let now = app.clock.now();
-    let timezone = profile(app, user_id)
+pub async fn achievements(data: &Data, user_id: Uuid) -> Result<Vec<AchievementStatus>, ApiError> {
+    let db = data.db.clone();
+    let now = data.clock.now();
+    let timezone = profile(data, user_id)
         .await?
         .and_then(|(_, p)| chrono_tz::Tz::from_str(&p.timezone).ok())
         .unwrap_or(chrono_tz::UTC);
-    let loaded = app
+    let loaded = data
         .cache
         .get_or_load(
             &format!("achievements:{user_id}"),
@@ -175,12 +172,12 @@ async fn award_and_list(
 }
 
 /// A public configuration value (`config:{key}`).
-pub async fn config(app: &AppState, key: &str) -> Result<Option<serde_json::Value>, ApiError> {
-    let reader = app.clone();
+pub async fn config(data: &Data, key: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    let reader = data.clone();
     let cache_key = format!("config:{key}");
     let (owned, mark) = (key.to_owned(), cache_key.clone());
     // JSON values are stored as text: MessagePack cannot round-trip arbitrary JSON.
-    let loaded: Option<String> = app
+    let loaded: Option<String> = data
         .cache
         .get_or_load(&cache_key, CONFIG_TTL, &[], move || async move {
             reader

@@ -1,12 +1,12 @@
 //! Reads from PostgreSQL replicas with read-your-writes.
 //!
-//! Call sites say what they need: `app.db` for writes, transactions and reads
-//! that must see the newest data (read-prefer-primary); [`App::read`] for a
+//! Call sites say what they need: `data.db` for writes, transactions and reads
+//! that must see the newest data (read-prefer-primary); [`Data::read`] for a
 //! user's reads, which go to a replica that has replayed that user's last
 //! write (recorded by [`track_writes`] after each of their writes); and
-//! [`App::read_for_cache`] for results cached for everyone, which only come
+//! [`Data::read_for_cache`] for results cached for everyone, which only come
 //! from a replica that has replayed the last write to those cache keys
-//! (recorded by [`App::changed`] before each invalidation), so a lagging
+//! (recorded by [`Data::changed`] before each invalidation), so a lagging
 //! replica never puts stale data into the shared cache while other users'
 //! reads keep going to it.
 //!
@@ -27,7 +27,7 @@ use tandem_db::{
 };
 use uuid::Uuid;
 
-use crate::{App, AppState, write_marks::WriteMarks};
+use crate::{state::Data, write_marks::WriteMarks};
 
 /// Read replicas and the write positions their reads wait for.
 pub struct Replicas {
@@ -45,7 +45,7 @@ fn cache_mark(key: &str) -> String {
     format!("cache:{key}")
 }
 
-impl App {
+impl Data {
     /// A read for `reader`: a replica that has their last write, else the
     /// primary. Without replicas, the database. A replica that fails
     /// mid-read is taken out and the read is repeated on the primary, so a
@@ -55,7 +55,7 @@ impl App {
         F: Fn(Arc<dyn Database>) -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
     {
-        let Some(Replicas { set, marks }) = &self.replicas else {
+        let Some(Replicas { set, marks }) = self.replicas.as_deref() else {
             return load(self.db.clone()).await;
         };
         let min = marks.get(&[writer_mark(reader)]).await;
@@ -69,7 +69,7 @@ impl App {
         F: Fn(Arc<dyn Database>) -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
     {
-        let Some(Replicas { set, marks }) = &self.replicas else {
+        let Some(Replicas { set, marks }) = self.replicas.as_deref() else {
             return load(self.db.clone()).await;
         };
         let keys: Vec<String> = keys.iter().map(|k| cache_mark(k)).collect();
@@ -91,7 +91,7 @@ impl App {
     }
 
     async fn mark_position(&self, names: &[String]) {
-        let Some(Replicas { set, marks }) = &self.replicas else {
+        let Some(Replicas { set, marks }) = self.replicas.as_deref() else {
             return;
         };
         let lsn = match set.write_position().await {
@@ -164,19 +164,15 @@ impl Writer {
 
 /// After every state-changing request by a signed-in user (with replicas
 /// configured), records the primary's WAL position as that user's.
-pub async fn track_writes(
-    State(app): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if app.replicas.is_none() || request.method().is_safe() {
+pub async fn track_writes(State(data): State<Data>, mut request: Request, next: Next) -> Response {
+    if data.replicas.is_none() || request.method().is_safe() {
         return next.run(request).await;
     }
     let writer = Writer::default();
     request.extensions_mut().insert(writer.clone());
     let response = next.run(request).await;
     if let Some(user) = writer.0.get() {
-        app.wrote(*user).await;
+        data.wrote(*user).await;
     }
     response
 }

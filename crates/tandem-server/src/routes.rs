@@ -42,7 +42,7 @@ use utoipa_axum::{
     routes,
 };
 
-use crate::{ApiError, AppState, extract::client_ip, telemetry};
+use crate::{ApiError, AppState, Config, Limits, extract::client_ip, telemetry};
 
 /// The OpenAPI document's fixed parts; paths come from the handlers.
 #[derive(OpenApi)]
@@ -213,16 +213,20 @@ async fn same_origin_writes(request: Request, next: Next) -> Response {
 }
 
 /// Per-IP request budget for `/api`, counted in this instance.
-async fn api_rate_limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
+async fn api_rate_limit(
+    State(config): State<Arc<Config>>,
+    State(limits): State<Limits>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.uri().path().starts_with("/api/") {
         let (parts, body) = request.into_parts();
-        let ip = client_ip(&parts, app.config.http.trust_proxy);
+        let ip = client_ip(&parts, config.http.trust_proxy);
         let limit = Limit {
-            max: app.config.http.api_max_per_minute,
+            max: config.http.api_max_per_minute,
             window: Duration::from_secs(60),
         };
-        if let Decision::Limited { retry_after } = app.local_limiter.hit_now(&ip.to_string(), limit)
-        {
+        if let Decision::Limited { retry_after } = limits.local.hit_now(&ip.to_string(), limit) {
             return ApiError::RateLimited(retry_after).into_response();
         }
         return next.run(Request::from_parts(parts, body)).await;

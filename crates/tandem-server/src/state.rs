@@ -1,5 +1,5 @@
-//! The application state every handler receives, built once at start-up
-//! on the [`Backends`] the configuration names.
+//! The application state, built once at start-up on the [`Backends`] the
+//! configuration names, and the parts handlers take from it.
 
 use std::{ops::Deref, sync::Arc, time::Duration};
 
@@ -15,16 +15,19 @@ use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter};
 use tandem_realtime::{batch::Batcher, hub::Hub, socket::PresenceView, token::TokenSigner};
 use tandem_sessions::Sessions;
 
+use axum::extract::FromRef;
+
 use crate::{
     ApiError,
     backends::Backends,
-    config::{Config, Deployment},
+    config::{AccountSettings, Config, Deployment},
     passwords::Passwords,
     replicas::Replicas,
     telemetry,
 };
 
-/// Cheap-to-clone handle to the [`App`].
+/// Cheap-to-clone handle to the [`App`]: the router's state. Handlers never
+/// take it whole; they take the parts below, through [`FromRef`].
 #[derive(Clone)]
 pub struct AppState(pub Arc<App>);
 
@@ -35,67 +38,180 @@ impl Deref for AppState {
     }
 }
 
-/// Everything the HTTP layer needs, each subsystem behind its trait.
+/// Everything the HTTP layer and the workers need, as parts a handler takes
+/// one by one (`State<Data>`, `State<Accounts>`, ...).
 pub struct App {
     /// The configuration it was built from.
-    pub config: Config,
-    /// Users, profiles and (embedded mode) sessions.
-    pub db: Arc<dyn Database>,
-    /// Login sessions, in the database or in Redis.
-    pub sessions: Sessions,
-    /// Limits shared by all instances when Redis is configured (logins, sign-ups).
-    pub limiter: Arc<dyn RateLimiter>,
-    /// Per-instance limits on hot paths, where a Redis round trip per request would cost too much.
-    pub local_limiter: MemoryLimiter,
-    /// Argon2id hashing, off the async threads.
-    pub passwords: Passwords,
-    /// Time source (manual in tests).
-    pub clock: Arc<dyn Clock>,
-    /// Query-result cache (in-process, or L1 + Redis L2).
-    pub cache: Cache,
-    /// Realtime channels of this instance.
-    pub realtime: Arc<Hub>,
-    /// Batches chat pushes per room (the roadmap's 100 ms batcher).
-    pub chat_batcher: Arc<Batcher>,
-    /// Presence across instances (and, distributed, the Redis backplane).
-    pub realtime_presence: Arc<dyn PresenceView>,
-    /// Signs realtime access tokens.
-    pub realtime_tokens: TokenSigner,
-    /// Fired when the server stops: long-lived connections close.
-    pub shutdown: Shutdown,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
-    /// Embedded or distributed (which checks `/readyz` makes).
-    pub deployment: Deployment,
+    pub config: Arc<Config>,
+    /// The database, the cache over it and the read replicas.
+    pub data: Data,
+    /// Rate limits.
+    pub limits: Limits,
+    /// Login sessions and passwords.
+    pub accounts: Accounts,
+    /// Realtime channels, presence and tokens.
+    pub live: Live,
+    /// Uploads and image variants.
+    pub media: Media,
     /// Background jobs: in the database, or BullMQ on Redis.
     pub queue: Arc<dyn QueueBackend>,
     /// The AI provider, if `AI_BASE_URL` is set.
     pub ai: Option<AiClient>,
-    /// Read replicas and the write positions reads wait for, when
-    /// `DATABASE_READ_REPLICA_URL` is set.
-    pub replicas: Option<Replicas>,
-    /// Uploads and resized variants (a folder under the data dir).
-    pub store: Arc<dyn tandem_store::ObjectStore>,
-    /// Resized images for `/cdn-cgi/image/`.
-    pub images: crate::images::Images,
-    /// The web page, its asset URLs under `ASSET_PREFIX`.
-    pub index_page: crate::assets::Asset,
-    /// The page's Content-Security-Policy (allows the asset origin).
-    pub index_csp: String,
-    /// Analytics events on their way to the database, in batches.
-    pub analytics: crate::analytics::AnalyticsSink,
-    /// Archives expired analytics weeks to `ARCHIVE_BUCKET` or `<data-dir>/archive`.
-    pub archiver: tandem_archive::Archiver,
-    /// The embedded TURN server (started by [`crate::Server::bind`] only).
-    pub turn: Option<crate::turn::EmbeddedTurn>,
+    /// Analytics ingestion and archiving.
+    pub analytics: Analytics,
+    /// The web page and its Content-Security-Policy.
+    pub page: Page,
+    /// The embedded TURN server, when it listens (`serve` only).
+    pub turn: Option<Arc<crate::turn::EmbeddedTurn>>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Embedded or distributed (which checks `/readyz` makes).
+    pub deployment: Deployment,
+    /// The process's shutdown: long-lived connections close, background
+    /// tasks stop.
+    pub shutdown: Shutdown,
 }
 
+/// The database, the query cache over it and the read replicas, on the
+/// clock: what reads and writes go through ([`crate::reads`] for cached
+/// reads, [`crate::replicas`] for routing reads to replicas).
+#[derive(Clone)]
+pub struct Data {
+    /// The primary: writes, transactions and reads that must be fresh.
+    pub db: Arc<dyn Database>,
+    /// Query-result cache (in-process, or L1 + Redis L2).
+    pub cache: Cache,
+    /// Read replicas and the write positions reads wait for, when
+    /// `DATABASE_READ_REPLICA_URL` is set.
+    pub replicas: Option<Arc<Replicas>>,
+    /// Time source (manual in tests).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Rate limits: shared by all instances when distributed (logins,
+/// sign-ups), and per instance on hot paths, where a Redis round trip per
+/// request would cost too much.
+#[derive(Clone)]
+pub struct Limits {
+    shared: Arc<dyn RateLimiter>,
+    /// The per-instance limiter.
+    pub local: Arc<MemoryLimiter>,
+}
+
+impl Limits {
+    /// Counts a hit against a shared limit; `Err(RateLimited)` when over it.
+    pub async fn check(&self, key: &str, max: u32, window: Duration) -> Result<(), ApiError> {
+        match self.shared.hit(key, Limit { max, window }).await? {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after } => {
+                metrics::counter!("tandem_rate_limited_total", "limit" => limit_name(key))
+                    .increment(1);
+                Err(ApiError::RateLimited(retry_after))
+            }
+        }
+    }
+
+    /// Forgets the count of a shared limit (failed logins after a success).
+    pub async fn reset(&self, key: &str) -> Result<(), ApiError> {
+        Ok(self.shared.reset(key).await?)
+    }
+}
+
+/// Login sessions, password hashing and the account settings (cookie,
+/// limits).
+#[derive(Clone)]
+pub struct Accounts {
+    /// Login sessions, in the database or in Redis.
+    pub sessions: Sessions,
+    /// Argon2id hashing, off the async threads.
+    pub passwords: Passwords,
+    /// The accounts section of the configuration.
+    pub settings: Arc<AccountSettings>,
+    /// Whether client addresses come from `X-Forwarded-For`.
+    pub trust_proxy: bool,
+}
+
+/// Realtime: this instance's hub, chat batching, presence across
+/// instances, token signing, and the shutdown that closes sockets.
+#[derive(Clone)]
+pub struct Live {
+    /// Realtime channels of this instance.
+    pub hub: Arc<Hub>,
+    /// Batches chat pushes per room (the roadmap's 100 ms batcher).
+    pub batcher: Arc<Batcher>,
+    /// Presence across instances (and, distributed, the Redis backplane).
+    pub presence: Arc<dyn PresenceView>,
+    /// Signs realtime access tokens.
+    pub tokens: TokenSigner,
+    /// Fired when the server stops: sockets close.
+    pub shutdown: Shutdown,
+}
+
+/// Uploaded originals and their resized variants.
+#[derive(Clone)]
+pub struct Media {
+    /// Resized images for `/cdn-cgi/image/`.
+    pub images: Arc<crate::images::Images>,
+    /// Uploads and resized variants (a folder under the data dir, or S3).
+    pub store: Arc<dyn tandem_store::ObjectStore>,
+}
+
+/// Analytics events on their way to the database, and their archive.
+#[derive(Clone)]
+pub struct Analytics {
+    /// Events on their way to the database, in batches.
+    pub sink: Arc<crate::analytics::AnalyticsSink>,
+    /// Archives expired analytics weeks to `ARCHIVE_BUCKET` or `<data-dir>/archive`.
+    pub archiver: tandem_archive::Archiver,
+}
+
+/// The web page, its asset URLs under `ASSET_PREFIX`.
+#[derive(Clone)]
+pub struct Page {
+    /// The page.
+    pub index: Arc<crate::assets::Asset>,
+    /// Its Content-Security-Policy (allows the asset origin).
+    pub csp: Arc<str>,
+}
+
+/// The parts a handler may take, each cloned from the [`App`].
+macro_rules! parts {
+    ($($part:ty => $field:ident),* $(,)?) => {$(
+        impl FromRef<AppState> for $part {
+            fn from_ref(app: &AppState) -> Self {
+                app.$field.clone()
+            }
+        }
+    )*};
+}
+
+parts!(
+    Arc<Config> => config,
+    Data => data,
+    Limits => limits,
+    Accounts => accounts,
+    Live => live,
+    Media => media,
+    Arc<dyn QueueBackend> => queue,
+    Analytics => analytics,
+    Page => page,
+    Option<Arc<crate::turn::EmbeddedTurn>> => turn,
+    PrometheusHandle => metrics,
+    Deployment => deployment,
+);
+
 impl App {
-    /// Connects the configured [`Backends`] and builds the services on them.
-    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let shutdown = Shutdown::new();
-        let realtime = Arc::new(crate::routes::realtime::guard::hub(&config));
-        let backends = Backends::connect(&config, &clock, &realtime, &shutdown).await?;
+    /// Connects the configured [`Backends`] and builds the services on
+    /// them, all stopping with the process's `shutdown`; with `turn`, the
+    /// embedded TURN server as configured.
+    pub async fn build(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        shutdown: Shutdown,
+        turn: bool,
+    ) -> anyhow::Result<Self> {
+        let hub = Arc::new(crate::routes::realtime::guard::hub(&config));
+        let backends = Backends::connect(&config, &clock, &hub, &shutdown).await?;
         let Backends {
             deployment,
             db,
@@ -108,53 +224,63 @@ impl App {
             archive,
             replicas,
         } = backends;
-        let archiver = archiver_on(&config, db.clone(), archive, clock.clone());
         db.prepare_weeks(
             clock.now(),
             tandem_archive::ArchiveOptions::default().weeks_ahead,
         )
         .await
         .context("preparing analytics partitions")?;
-        let chat_batcher = Batcher::new(realtime.clone(), config.realtime.batch_window, 100);
+        let turn = match turn {
+            true => crate::turn::start(&config).await?.map(Arc::new),
+            false => None,
+        };
         Ok(Self {
-            sessions: Sessions::new(sessions, config.accounts.session_policy(), clock.clone()),
-            limiter,
-            local_limiter: MemoryLimiter::new(100_000),
-            passwords: Passwords::new(),
-            cache,
-            realtime,
-            chat_batcher,
-            realtime_presence: presence,
-            realtime_tokens: realtime_signer(&config, deployment),
+            accounts: Accounts {
+                sessions: Sessions::new(sessions, config.accounts.session_policy(), clock.clone()),
+                passwords: Passwords::new(),
+                settings: Arc::new(config.accounts.clone()),
+                trust_proxy: config.http.trust_proxy,
+            },
+            limits: Limits {
+                shared: limiter,
+                local: Arc::new(MemoryLimiter::new(100_000)),
+            },
+            live: Live {
+                batcher: Batcher::new(hub.clone(), config.realtime.batch_window, 100),
+                hub,
+                presence,
+                tokens: realtime_signer(&config, deployment),
+                shutdown: shutdown.clone(),
+            },
+            media: Media {
+                images: Arc::new(crate::images::Images::new(&config.images, objects.clone())),
+                store: objects,
+            },
+            analytics: Analytics {
+                sink: Arc::new(crate::analytics::AnalyticsSink::start(
+                    db.clone(),
+                    shutdown.clone(),
+                )),
+                archiver: archiver_on(&config, db.clone(), archive, clock.clone()),
+            },
+            page: Page {
+                index: Arc::new(crate::assets::index_page(&config.http.asset_prefix)),
+                csp: crate::routes::page_security_policy(&config.http.asset_prefix).into(),
+            },
+            data: Data {
+                db,
+                cache,
+                replicas: replicas.map(Arc::new),
+                clock,
+            },
             metrics: telemetry::metrics_handle(),
-            clock,
             deployment,
             queue,
             ai: ai_client(&config)?,
-            replicas,
-            images: crate::images::Images::new(&config.images, objects.clone()),
-            store: objects,
-            index_page: crate::assets::index_page(&config.http.asset_prefix),
-            index_csp: crate::routes::page_security_policy(&config.http.asset_prefix),
-            analytics: crate::analytics::AnalyticsSink::start(db.clone(), shutdown.clone()),
-            archiver,
+            turn,
             shutdown,
-            db,
-            turn: None,
-            config,
+            config: Arc::new(config),
         })
-    }
-
-    /// Counts a hit against a shared limit; `Err(RateLimited)` when over it.
-    pub async fn check_limit(&self, key: &str, max: u32, window: Duration) -> Result<(), ApiError> {
-        match self.limiter.hit(key, Limit { max, window }).await? {
-            Decision::Allowed => Ok(()),
-            Decision::Limited { retry_after } => {
-                metrics::counter!("tandem_rate_limited_total", "limit" => limit_name(key))
-                    .increment(1);
-                Err(ApiError::RateLimited(retry_after))
-            }
-        }
     }
 }
 

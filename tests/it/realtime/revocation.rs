@@ -103,7 +103,7 @@ async fn ending_a_session_closes_its_sockets() {
 
     // A password change ends every session, and tokens tied to none.
     let uuid = id.parse().expect("uuid");
-    let (plain, _) = app.state.realtime_tokens.issue(uuid, HOUR);
+    let (plain, _) = app.state.live.tokens.issue(uuid, HOUR);
     let mut unbound = joined(&app.url, &id, None, Some(&plain)).await;
     let change =
         json!({"current_password": PASSWORD, "new_password": "another horse battery staple"});

@@ -19,7 +19,7 @@ use tandem_ai::{
 use tandem_queue::{Job, JobError, Processor};
 use uuid::Uuid;
 
-use crate::AppState;
+use crate::Data;
 
 /// Task types of the `ai-tasks` queue.
 pub const TASKS: [&str; 3] = [
@@ -34,14 +34,14 @@ const COACH: &str = "You are Tandem's study coach. Answer briefly and concretely
 
 /// Processor of `ai-tasks` jobs.
 pub struct AiTasks {
-    app: AppState,
+    data: Data,
     client: Option<AiClient>,
 }
 
 impl AiTasks {
-    /// A processor using `app`'s database and, if configured, its AI provider.
-    pub fn new(app: AppState, client: Option<AiClient>) -> Self {
-        Self { app, client }
+    /// A processor on the database and, if configured, the AI provider.
+    pub fn new(data: Data, client: Option<AiClient>) -> Self {
+        Self { data, client }
     }
 }
 
@@ -127,17 +127,17 @@ impl AiTasks {
     /// counts as joined but not attended).
     async fn activity(&self, user_id: Uuid) -> Result<Activity, JobError> {
         let unavailable = |e: tandem_db::DbError| JobError::retryable(e.to_string());
-        let (_, profile) = (self.app.db)
+        let (_, profile) = (self.data.db)
             .profile(user_id)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| JobError::fatal("the user no longer exists"))?;
-        let sessions = (self.app.db)
+        let sessions = (self.data.db)
             .study_sessions_of(user_id, 10_000)
             .await
             .map_err(unavailable)?;
         Ok(Activity {
-            now: self.app.clock.now(),
+            now: self.data.clock.now(),
             timezone: profile.timezone.parse().unwrap_or(chrono_tz::UTC),
             sessions: sessions
                 .into_iter()

@@ -20,11 +20,14 @@ use serde_json::{Value, json};
 use tandem_db::{Level, StudyStyle, Weekday};
 use tandem_matching::{Features, Match, Preferences, SubjectIndex, Window};
 use tandem_queue::{Job, JobError, Processor};
-use tandem_realtime::{hub::Outbound, protocol::Body};
+use tandem_realtime::{
+    hub::{Hub, Outbound},
+    protocol::Body,
+};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::AppState;
+use crate::Data;
 
 /// How long matches stay cached (the roadmap's 10 minutes).
 pub const RESULT_TTL: Duration = Duration::from_secs(600);
@@ -71,15 +74,17 @@ struct CandidatePool {
 
 /// Processor of `partner-matching` jobs (`{userId, preferences}`).
 pub struct Matching {
-    app: AppState,
+    data: Data,
+    hub: Arc<Hub>,
     pool: Mutex<Option<Arc<CandidatePool>>>,
 }
 
 impl Matching {
-    /// A processor using `app`'s database, cache and realtime hub.
-    pub fn new(app: AppState) -> Self {
+    /// A processor on the database and cache, telling users through `hub`.
+    pub fn new(data: Data, hub: Arc<Hub>) -> Self {
         Self {
-            app,
+            data,
+            hub,
             pool: Mutex::new(None),
         }
     }
@@ -95,7 +100,7 @@ impl Matching {
         let mut after = None;
         loop {
             let page = self
-                .app
+                .data
                 .db
                 .candidate_page(after, PAGE)
                 .await
@@ -135,7 +140,7 @@ impl Processor for Matching {
         let preferences: Preferences =
             serde_json::from_value(job.data.get("preferences").cloned().unwrap_or(json!({})))
                 .map_err(|e| JobError::fatal(format!("invalid preferences: {e}")))?;
-        let db = &self.app.db;
+        let db = &self.data.db;
         let unavailable = |e: tandem_db::DbError| JobError::retryable(e.to_string());
         let (_, profile) = db
             .profile(user_id)
@@ -167,12 +172,12 @@ impl Processor for Matching {
             .collect();
         let tag = cache_tag(user_id);
         let key = cache_key(user_id, &preferences);
-        self.app
+        self.data
             .cache
             .set(&key, &suggestions, RESULT_TTL, &[tag.as_str()])
             .await;
         let payload = json!({ "matchCount": suggestions.len(), "jobId": job.id });
-        self.app.realtime.publish(&Outbound::broadcast(
+        self.hub.publish(&Outbound::broadcast(
             &format!("realtime:user:{user_id}"),
             "matching-complete",
             Body::Json(payload),

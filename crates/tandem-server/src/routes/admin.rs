@@ -8,7 +8,11 @@ use serde::Serialize;
 use tandem_queue::JobCounts;
 use utoipa::ToSchema;
 
-use crate::{ApiError, AppState, error::Problem, extract::Authenticated, jobs};
+use std::sync::Arc;
+
+use tandem_queue::QueueBackend;
+
+use crate::{ApiError, Data, error::Problem, extract::Authenticated, jobs};
 
 /// Archive runs shown.
 const RECENT_RUNS: i64 = 20;
@@ -57,16 +61,17 @@ pub struct Failure {
 #[utoipa::path(get, path = "/api/admin/queues", tag = "admin",
     responses((status = 200, body = QueuesOverview), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn queues(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(queue): State<Arc<dyn QueueBackend>>,
     auth: Authenticated,
 ) -> Result<axum::Json<QueuesOverview>, ApiError> {
-    require_admin(&app, &auth).await?;
+    require_admin(&data, &auth).await?;
     let mut queues = Vec::new();
     for name in jobs::QUEUES {
-        let failed = app.queue.failed(name, RECENT_FAILURES).await?;
+        let failed = queue.failed(name, RECENT_FAILURES).await?;
         queues.push(QueueOverview {
             name,
-            counts: app.queue.counts(name).await?,
+            counts: queue.counts(name).await?,
             recent_failures: failed
                 .into_iter()
                 .map(|j| Failure {
@@ -80,14 +85,14 @@ pub async fn queues(
         });
     }
     Ok(axum::Json(QueuesOverview {
-        backend: app.queue.kind(),
+        backend: queue.kind(),
         queues,
     }))
 }
 
 /// Lets only operators through; everyone else gets 404.
-pub async fn require_admin(app: &AppState, auth: &Authenticated) -> Result<(), ApiError> {
-    let user = app.db.user_by_id(auth.user_id()).await?;
+pub async fn require_admin(data: &Data, auth: &Authenticated) -> Result<(), ApiError> {
+    let user = data.db.user_by_id(auth.user_id()).await?;
     if user.is_some_and(|u| u.admin) {
         Ok(())
     } else {
@@ -99,9 +104,9 @@ pub async fn require_admin(app: &AppState, auth: &Authenticated) -> Result<(), A
 #[utoipa::path(get, path = "/api/admin/archive-runs", tag = "admin",
     responses((status = 200, body = [tandem_db::ArchiveRun]), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn archive_runs(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
 ) -> Result<axum::Json<Vec<tandem_db::ArchiveRun>>, ApiError> {
-    require_admin(&app, &auth).await?;
-    Ok(axum::Json(app.db.archive_runs(RECENT_RUNS).await?))
+    require_admin(&data, &auth).await?;
+    Ok(axum::Json(data.db.archive_runs(RECENT_RUNS).await?))
 }

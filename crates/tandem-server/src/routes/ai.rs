@@ -1,15 +1,16 @@
 //! The AI study coach: every request queues an `ai-tasks` job and answers
 //! 202 with its id; results come from `/api/jobs/{jobId}/status`.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tandem_queue::QueueBackend;
 use utoipa::ToSchema;
 
 use crate::{
-    ApiError, AppState,
+    ApiError, Limits,
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
     jobs,
@@ -74,7 +75,8 @@ fn check_chat(messages: &[ChatTurn]) -> Result<(), ApiError> {
     responses((status = 202, body = AiQueued), (status = 401, body = Problem), (status = 404, body = Problem),
               (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn queue_task(
-    State(app): State<AppState>,
+    State(limits): State<Limits>,
+    State(queue): State<Arc<dyn QueueBackend>>,
     auth: Authenticated,
     ApiPath(task): ApiPath<String>,
     ApiJson(request): ApiJson<AiRequest>,
@@ -93,12 +95,13 @@ pub async fn queue_task(
         ));
     }
     let me = auth.user_id();
-    app.check_limit(&format!("ai:{me}"), 20, Duration::from_secs(60))
+    limits
+        .check(&format!("ai:{me}"), 20, Duration::from_secs(60))
         .await?;
     let mut data = Map::new();
     data.insert("type".into(), Value::String(kind.into()));
     data.insert("data".into(), json!({ "messages": request.messages }));
-    let job_id = jobs::enqueue(&app, jobs::AI_TASKS, kind, me, data).await?;
+    let job_id = jobs::enqueue(queue.as_ref(), jobs::AI_TASKS, kind, me, data).await?;
     let body = AiQueued {
         status: "processing",
         job_id,

@@ -1,7 +1,7 @@
 //! Analytics ingestion (`POST /api/analytics/events`) and the archive's cron
 //! trigger (`GET /api/cron/archive-analytics`).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::State,
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState,
+    Accounts, Analytics, ApiError, Config, Data, Limits,
     error::Problem,
     extract::{ApiJson, MaybeToken},
 };
@@ -79,7 +79,10 @@ pub struct Accepted {
     responses((status = 202, body = Accepted), (status = 400, body = Problem),
         (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn ingest(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(accounts): State<Accounts>,
+    State(analytics): State<Analytics>,
     MaybeToken(token): MaybeToken,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
@@ -92,14 +95,14 @@ pub async fn ingest(
         window: Duration::from_secs(60),
     };
     let key = format!("analytics:{}", batch.visitor_id);
-    if let Decision::Limited { retry_after } = app.local_limiter.hit_now(&key, limit) {
+    if let Decision::Limited { retry_after } = limits.local.hit_now(&key, limit) {
         return Err(ApiError::RateLimited(retry_after));
     }
     let user_id = match token {
-        Some(token) => app.sessions.resolve(&token).await?.map(|s| s.user_id),
+        Some(token) => accounts.sessions.resolve(&token).await?.map(|s| s.user_id),
         None => None,
     };
-    let now = app.clock.now();
+    let now = data.clock.now();
     let mut rows = Vec::with_capacity(batch.events.len());
     for (i, event) in batch.events.into_iter().enumerate() {
         rows.push(match event {
@@ -155,7 +158,7 @@ pub async fn ingest(
         });
     }
     let accepted = rows.len();
-    app.analytics.offer(rows).map_err(|_| {
+    analytics.sink.offer(rows).map_err(|_| {
         metrics::counter!("tandem_analytics_rejected_total").increment(accepted as u64);
         ApiError::Unavailable("the analytics buffer is full".into())
     })?;
@@ -199,10 +202,11 @@ pub struct RunStarted {
     responses((status = 202, body = RunStarted), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cron_archive(
-    State(app): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(analytics): State<Analytics>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, axum::Json<RunStarted>), ApiError> {
-    let Some(secret) = &app.config.archive.cron_secret else {
+    let Some(secret) = &config.archive.cron_secret else {
         return Err(ApiError::NotFound("endpoint"));
     };
     let offered = headers
@@ -217,7 +221,7 @@ pub async fn cron_archive(
     if !bool::from(offered.as_slice().ct_eq(expected.as_slice())) {
         return Err(ApiError::Unauthenticated);
     }
-    let run = match app.archiver.begin(Trigger::Cron, false).await {
+    let run = match analytics.archiver.begin(Trigger::Cron, false).await {
         Ok(run) => run,
         Err(ArchiveError::Busy | ArchiveError::SlotTaken) => {
             return Err(ApiError::Conflict(

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState, cookies,
+    Accounts, ApiError, Data, Limits, Live, cookies,
     error::Problem,
     extract::{ApiJson, Authenticated, ClientInfo, MaybeToken},
     routes::users::Me,
@@ -66,17 +66,16 @@ pub struct ChangePasswordRequest {
         (status = 422, description = "Invalid fields", body = Problem),
         (status = 429, description = "Too many sign-ups from this address", body = Problem)))]
 pub async fn register(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(accounts): State<Accounts>,
     client: ClientInfo,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, HeaderMap, axum::Json<Me>), ApiError> {
     let key = format!("register:ip:{}", client.ip);
-    app.check_limit(
-        &key,
-        app.config.accounts.register_max_per_ip,
-        REGISTER_WINDOW,
-    )
-    .await?;
+    limits
+        .check(&key, accounts.settings.register_max_per_ip, REGISTER_WINDOW)
+        .await?;
     let mut errors = Errors::default();
     let email = errors.check("email", validate::email(&req.email));
     let name = errors.check("display_name", validate::line(&req.display_name, 1, 50));
@@ -87,23 +86,23 @@ pub async fn register(
     let (Some(email), Some(display_name)) = (email, name) else {
         return Err(ApiError::invalid("email", "missing"));
     };
-    let password_hash = app.passwords.hash(req.password).await?;
-    let user = app
+    let password_hash = accounts.passwords.hash(req.password).await?;
+    let user = data
         .db
         .create_user(&NewUser {
             id: Uuid::now_v7(),
             email,
             password_hash,
             display_name,
-            created_at: app.clock.now(),
+            created_at: data.clock.now(),
         })
         .await?;
     tracing::info!(user_id = %user.id, "account created");
     // The account is read back below (through the cache): from a replica
     // that has it.
-    crate::reads::user_changed(&app, user.id).await;
-    let headers = start_session(&app, user.id, &client).await?;
-    let me = Me::load(&app, user.id).await?;
+    crate::reads::user_changed(&data, user.id).await;
+    let headers = start_session(&accounts, user.id, &client).await?;
+    let me = Me::load(&data, user.id).await?;
     Ok((StatusCode::CREATED, headers, axum::Json(me)))
 }
 
@@ -114,13 +113,17 @@ pub async fn register(
         (status = 401, description = "Invalid e-mail or password", body = Problem),
         (status = 429, description = "Too many attempts", body = Problem)))]
 pub async fn login(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(accounts): State<Accounts>,
+    State(live): State<Live>,
     client: ClientInfo,
     MaybeToken(previous): MaybeToken,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<(HeaderMap, axum::Json<Me>), ApiError> {
     let ip_key = format!("login:ip:{}", client.ip);
-    app.check_limit(&ip_key, app.config.accounts.login_max_per_ip, LOGIN_WINDOW)
+    limits
+        .check(&ip_key, accounts.settings.login_max_per_ip, LOGIN_WINDOW)
         .await?;
     // No stored address has control characters (sign-up refuses them), and
     // PostgreSQL refuses NUL in text: answer as for any unknown account.
@@ -136,13 +139,14 @@ pub async fn login(
     // ten times larger still stops guessing spread over many addresses.
     let account_key = account_limit_key(&email);
     let pair_key = format!("{account_key}:ip:{}", client.ip);
-    let per_pair = app.config.accounts.login_max_per_account;
-    app.check_limit(&pair_key, per_pair, LOGIN_WINDOW).await?;
-    app.check_limit(&account_key, per_pair.saturating_mul(10), LOGIN_WINDOW)
+    let per_pair = accounts.settings.login_max_per_account;
+    limits.check(&pair_key, per_pair, LOGIN_WINDOW).await?;
+    limits
+        .check(&account_key, per_pair.saturating_mul(10), LOGIN_WINDOW)
         .await?;
-    let credentials = app.db.credentials_by_email(&email).await?;
+    let credentials = data.db.credentials_by_email(&email).await?;
     let user_id = credentials.as_ref().map(|c| c.user_id);
-    let valid = app
+    let valid = accounts
         .passwords
         .verify(req.password, credentials.map(|c| c.password_hash))
         .await?;
@@ -150,22 +154,23 @@ pub async fn login(
         metrics::counter!("tandem_logins_total", "result" => "failure").increment(1);
         return Err(ApiError::InvalidCredentials);
     };
-    app.limiter.reset(&pair_key).await?;
-    end_session(&app, previous).await?;
-    let headers = start_session(&app, user_id, &client).await?;
+    limits.reset(&pair_key).await?;
+    end_session(&accounts, &live, previous).await?;
+    let headers = start_session(&accounts, user_id, &client).await?;
     metrics::counter!("tandem_logins_total", "result" => "success").increment(1);
-    Ok((headers, axum::Json(Me::load(&app, user_id).await?)))
+    Ok((headers, axum::Json(Me::load(&data, user_id).await?)))
 }
 
 /// Ends this browser's session. Always succeeds and clears the cookie.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out")))]
 pub async fn logout(
-    State(app): State<AppState>,
+    State(accounts): State<Accounts>,
+    State(live): State<Live>,
     MaybeToken(token): MaybeToken,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
-    end_session(&app, token).await?;
-    Ok((StatusCode::NO_CONTENT, clear_cookie(&app)))
+    end_session(&accounts, &live, token).await?;
+    Ok((StatusCode::NO_CONTENT, clear_cookie(&accounts)))
 }
 
 /// Changes the password and logs out every session, this one included; this
@@ -176,28 +181,32 @@ pub async fn logout(
         (status = 401, description = "Not logged in", body = Problem),
         (status = 422, description = "Current password wrong or new one too weak", body = Problem)))]
 pub async fn change_password(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(accounts): State<Accounts>,
+    State(live): State<Live>,
     auth: Authenticated,
     client: ClientInfo,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
     let user_id = auth.user_id();
-    verify_password(&app, user_id, req.current_password, "current_password").await?;
-    let user = app
+    let parts = (&data, &limits, &accounts);
+    verify_password(parts, user_id, req.current_password, "current_password").await?;
+    let user = data
         .db
         .user_by_id(user_id)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     validate::password(&req.new_password, &user.email)
         .map_err(|m| ApiError::invalid("new_password", m))?;
-    let hash = app.passwords.hash(req.new_password).await?;
-    app.db
-        .set_password_hash(user_id, &hash, app.clock.now())
+    let hash = accounts.passwords.hash(req.new_password).await?;
+    data.db
+        .set_password_hash(user_id, &hash, data.clock.now())
         .await?;
-    let revoked = app.sessions.revoke_all(user_id, None).await?;
-    super::realtime::guard::sessions_ended(&app, user_id, None, None);
+    let revoked = accounts.sessions.revoke_all(user_id, None).await?;
+    super::realtime::guard::sessions_ended(&live.hub, user_id, None, None);
     tracing::info!(%user_id, revoked, "password changed; sessions revoked");
-    let headers = start_session(&app, user_id, &client).await?;
+    let headers = start_session(&accounts, user_id, &client).await?;
     Ok((StatusCode::NO_CONTENT, headers))
 }
 
@@ -205,27 +214,23 @@ pub async fn change_password(
 /// Guesses share one budget per account (`TANDEM_LOGIN_MAX_PER_ACCOUNT` per
 /// 15 minutes) whatever asks: password change, account deletion.
 pub async fn verify_password(
-    app: &AppState,
+    (data, limits, accounts): (&Data, &Limits, &Accounts),
     user_id: Uuid,
     password: String,
     field: &str,
 ) -> Result<(), ApiError> {
     let key = format!("password:user:{user_id}");
-    app.check_limit(
-        &key,
-        app.config.accounts.login_max_per_account,
-        LOGIN_WINDOW,
-    )
-    .await?;
+    let max = accounts.settings.login_max_per_account;
+    limits.check(&key, max, LOGIN_WINDOW).await?;
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid(field, "The password is incorrect."));
     }
-    let hash = app
+    let hash = data
         .db
         .credentials_by_id(user_id)
         .await?
         .map(|c| c.password_hash);
-    if app.passwords.verify(password, hash).await? {
+    if accounts.passwords.verify(password, hash).await? {
         Ok(())
     } else {
         Err(ApiError::invalid(field, "The password is incorrect."))
@@ -233,23 +238,28 @@ pub async fn verify_password(
 }
 
 /// Ends the session `token` names, if it is live.
-async fn end_session(app: &AppState, token: Option<SessionToken>) -> Result<(), ApiError> {
+async fn end_session(
+    accounts: &Accounts,
+    live: &Live,
+    token: Option<SessionToken>,
+) -> Result<(), ApiError> {
     if let Some(token) = token
-        && let Some(session) = app.sessions.resolve(&token).await?
+        && let Some(session) = accounts.sessions.resolve(&token).await?
     {
-        app.sessions.end(&session).await?;
-        super::realtime::guard::sessions_ended(app, session.user_id, Some(&session.id), None);
+        accounts.sessions.end(&session).await?;
+        let (user, id) = (session.user_id, Some(session.id.as_str()));
+        super::realtime::guard::sessions_ended(&live.hub, user, id, None);
     }
     Ok(())
 }
 
 /// Starts a session and returns the `Set-Cookie` header for it.
 async fn start_session(
-    app: &AppState,
+    accounts: &Accounts,
     user_id: Uuid,
     client: &ClientInfo,
 ) -> Result<HeaderMap, ApiError> {
-    let (token, _) = app
+    let (token, _) = accounts
         .sessions
         .start(
             user_id,
@@ -262,8 +272,8 @@ async fn start_session(
         header::SET_COOKIE,
         cookies::set(
             &token,
-            app.config.accounts.session_absolute_timeout,
-            app.config.accounts.cookie_secure,
+            accounts.settings.session_absolute_timeout,
+            accounts.settings.cookie_secure,
         ),
     );
     headers.insert(
@@ -274,11 +284,11 @@ async fn start_session(
 }
 
 /// Headers that remove the session cookie.
-pub fn clear_cookie(app: &AppState) -> HeaderMap {
+pub fn clear_cookie(accounts: &Accounts) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::SET_COOKIE,
-        cookies::clear(app.config.accounts.cookie_secure),
+        cookies::clear(accounts.settings.cookie_secure),
     );
     headers
 }

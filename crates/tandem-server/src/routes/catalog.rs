@@ -3,7 +3,7 @@
 use axum::extract::State;
 
 use crate::{
-    ApiError, AppState,
+    ApiError, Data,
     error::Problem,
     extract::{ApiPath, Authenticated},
     reads::{self, AchievementStatus},
@@ -13,10 +13,12 @@ use crate::{
 #[utoipa::path(get, path = "/api/achievements", tag = "achievements",
     responses((status = 200, body = Vec<AchievementStatus>), (status = 401, body = Problem)))]
 pub async fn achievements(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
 ) -> Result<axum::Json<Vec<AchievementStatus>>, ApiError> {
-    Ok(axum::Json(reads::achievements(&app, auth.user_id()).await?))
+    Ok(axum::Json(
+        reads::achievements(&data, auth.user_id()).await?,
+    ))
 }
 
 /// Public app configuration: `subjects`, `levels`, `study-styles`, `limits`.
@@ -25,7 +27,7 @@ pub async fn achievements(
     responses((status = 200, description = "The JSON value"), (status = 400, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn config(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let well_formed = !key.is_empty()
@@ -38,7 +40,7 @@ pub async fn config(
             "Configuration keys are 1–64 lower-case letters, digits and dashes.".into(),
         ));
     }
-    reads::config(&app, &key)
+    reads::config(&data, &key)
         .await?
         .map(axum::Json)
         .ok_or(ApiError::NotFound("configuration key"))

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState,
+    ApiError, Data, Limits, Live,
     error::Problem,
     extract::{ApiJson, ApiPath, ApiQuery, Authenticated},
     validate,
@@ -53,14 +53,17 @@ pub struct MessagePage {
     responses((status = 401, body = Problem), (status = 201, body = ChatMessage), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn send(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(live): State<Live>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, axum::Json<ChatMessage>), ApiError> {
     let user = auth.user_id();
     let key = format!("chat:user:{user}");
-    app.check_limit(&key, MESSAGES_PER_MINUTE, Duration::from_secs(60))
+    limits
+        .check(&key, MESSAGES_PER_MINUTE, Duration::from_secs(60))
         .await?;
     let body = validate::text(&req.body, 2000)
         .and_then(|b| {
@@ -71,14 +74,14 @@ pub async fn send(
             }
         })
         .map_err(|m| ApiError::invalid("body", m))?;
-    require_member(&app, id, user).await?;
-    let message = app
+    require_member(&data, id, user).await?;
+    let message = data
         .db
-        .insert_message(Uuid::now_v7(), id, user, &body, app.clock.now())
+        .insert_message(Uuid::now_v7(), id, user, &body, data.clock.now())
         .await?;
     let payload = serde_json::to_value(&message).map_err(anyhow::Error::from)?;
     let topic = format!("realtime:room:{id}");
-    app.chat_batcher.add(&topic, "messages", payload);
+    live.batcher.add(&topic, "messages", payload);
     Ok((StatusCode::CREATED, axum::Json(message)))
 }
 
@@ -88,7 +91,7 @@ pub async fn send(
     responses((status = 401, body = Problem), (status = 200, body = MessagePage), (status = 400, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn history(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(page): ApiQuery<Page>,
@@ -98,9 +101,9 @@ pub async fn history(
         return Err(ApiError::invalid("limit", "Use 1 to 100."));
     }
     let user = auth.user_id();
-    require_member(&app, id, user).await?;
+    require_member(&data, id, user).await?;
     let before = page.before;
-    let messages = app
+    let messages = data
         .read(
             user,
             |db| async move { db.messages(id, before, limit).await },
@@ -114,14 +117,14 @@ pub async fn history(
     }))
 }
 
-async fn require_member(app: &AppState, session: Uuid, user: Uuid) -> Result<(), ApiError> {
-    let members = app
+async fn require_member(data: &Data, session: Uuid, user: Uuid) -> Result<(), ApiError> {
+    let members = data
         .read(user, |db| async move { db.members(session).await })
         .await?;
     if members.iter().any(|m| m.user_id == user) {
         return Ok(());
     }
-    if app.db.study_session(session).await?.is_none() {
+    if data.db.study_session(session).await?.is_none() {
         return Err(ApiError::NotFound("study session"));
     }
     Err(ApiError::Forbidden(

@@ -3,7 +3,7 @@
 //! directly or through Cloudflare. Sources are local only: the web app's
 //! assets (`assets/<name>`) and uploads (`uploads/<key>`).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Bytes,
@@ -13,7 +13,7 @@ use axum::{
 };
 use tandem_images::{Options, OutputFormat};
 
-use crate::{ApiError, AppState, assets, extract::ClientInfo, images::ImageError};
+use crate::{ApiError, Config, Limits, Media, assets, extract::ClientInfo, images::ImageError};
 
 /// Long-lived: hashed assets never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -25,12 +25,14 @@ const A_DAY: &str = "public, max-age=86400";
 
 /// The resized variant of a local image.
 pub async fn image(
-    State(app): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(limits): State<Limits>,
+    State(media): State<Media>,
     Path((options, source)): Path<(String, String)>,
     client: ClientInfo,
     headers: HeaderMap,
 ) -> Response {
-    let options = match Options::parse(&options, &app.images.policy) {
+    let options = match Options::parse(&options, &media.images.policy) {
         Ok(options) => options,
         Err(e) => return ApiError::BadRequest(e.to_string()).into_response(),
     };
@@ -41,9 +43,10 @@ pub async fn image(
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     // The source is read, and the client charged for a new variant, only
     // when the variant is in neither cache.
-    let bytes = load(&app, &source);
-    let allow = allow_new(&app, client.ip);
-    let variant = match app
+    let bytes = load(&media, &source);
+    let max = config.images.create_per_minute;
+    let allow = allow_new(&limits, max, client.ip);
+    let variant = match media
         .images
         .variant(&source, bytes, allow, &options, accept)
         .await
@@ -99,7 +102,7 @@ fn locate(source: &str) -> Result<(String, &'static str), ApiError> {
 }
 
 /// The bytes of a source [`locate`] accepted.
-async fn load(app: &AppState, source: &str) -> Result<Bytes, ImageError> {
+async fn load(media: &Media, source: &str) -> Result<Bytes, ImageError> {
     if let Some(name) = source.strip_prefix("assets/") {
         let asset = assets::bundle()
             .files
@@ -108,7 +111,7 @@ async fn load(app: &AppState, source: &str) -> Result<Bytes, ImageError> {
         return Ok(asset.identity.clone());
     }
     let key = source.strip_prefix("uploads/").unwrap_or(source);
-    match app.store.get(key).await {
+    match media.store.get(key).await {
         Ok(found) => found.ok_or(ImageError::NoSource),
         Err(e) => {
             tracing::error!(error = %e, "object store read failed");
@@ -120,10 +123,9 @@ async fn load(app: &AppState, source: &str) -> Result<Bytes, ImageError> {
 }
 
 /// Charges `ip` one new variant (`TANDEM_IMAGE_CREATE_PER_MINUTE`).
-async fn allow_new(app: &AppState, ip: std::net::IpAddr) -> Result<(), ImageError> {
-    let max = app.config.images.create_per_minute;
-    match app
-        .check_limit(&format!("image:create:{ip}"), max, Duration::from_secs(60))
+async fn allow_new(limits: &Limits, max: u32, ip: std::net::IpAddr) -> Result<(), ImageError> {
+    match limits
+        .check(&format!("image:create:{ip}"), max, Duration::from_secs(60))
         .await
     {
         Ok(()) => Ok(()),

@@ -3,11 +3,13 @@
 use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
-use tandem_queue::JobState;
+use std::sync::Arc;
+
+use tandem_queue::{JobState, QueueBackend};
 use utoipa::ToSchema;
 
 use crate::{
-    ApiError, AppState,
+    ApiError,
     error::Problem,
     extract::{ApiPath, Authenticated},
     jobs,
@@ -42,7 +44,7 @@ pub struct JobStatus {
     params(("job_id" = String, Path, description = "The id returned when the job was queued")),
     responses((status = 200, body = JobStatus), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn status(
-    State(app): State<AppState>,
+    State(queue): State<Arc<dyn QueueBackend>>,
     auth: Authenticated,
     ApiPath(job_id): ApiPath<String>,
 ) -> Result<axum::Json<JobStatus>, ApiError> {
@@ -54,7 +56,7 @@ pub async fn status(
     if !plausible {
         return Err(ApiError::NotFound("job"));
     }
-    let (queue, job) = jobs::owned_job(&app, auth.user_id(), &job_id)
+    let (queue, job) = jobs::owned_job(queue.as_ref(), auth.user_id(), &job_id)
         .await?
         .ok_or(ApiError::NotFound("job"))?;
     let failed = job.state == JobState::Failed;

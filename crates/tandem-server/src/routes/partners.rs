@@ -1,16 +1,17 @@
 //! Study partners: matching (queued, cached), partnering and blocking.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tandem_matching::{MAX_LIMIT, Preferences};
+use tandem_queue::QueueBackend;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState,
+    ApiError, Data, Limits,
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
     jobs::{
@@ -94,7 +95,9 @@ fn preferences(input: PreferencesInput) -> Result<Preferences, ApiError> {
               (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
               (status = 429, body = Problem)))]
 pub async fn matching(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(queue): State<Arc<dyn QueueBackend>>,
     auth: Authenticated,
     ApiJson(request): ApiJson<MatchingRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -105,7 +108,7 @@ pub async fn matching(
         ));
     }
     let preferences = preferences(request.preferences)?;
-    if let Some(matches) = app.cache.get(&cache_key(me, &preferences)).await {
+    if let Some(matches) = data.cache.get(&cache_key(me, &preferences)).await {
         let body = MatchingResponse {
             status: "completed",
             matches: Some(matches),
@@ -113,14 +116,16 @@ pub async fn matching(
         };
         return Ok((StatusCode::OK, axum::Json(body)));
     }
-    app.check_limit(&format!("matching:{me}"), 30, Duration::from_secs(60))
+    limits
+        .check(&format!("matching:{me}"), 30, Duration::from_secs(60))
         .await?;
-    let mut data = Map::new();
-    data.insert(
+    let mut job = Map::new();
+    job.insert(
         "preferences".into(),
         serde_json::to_value(&preferences).unwrap_or(Value::Null),
     );
-    let job_id = jobs::enqueue(&app, jobs::PARTNER_MATCHING, "find-partners", me, data).await?;
+    let (queue, name) = (queue.as_ref(), jobs::PARTNER_MATCHING);
+    let job_id = jobs::enqueue(queue, name, "find-partners", me, job).await?;
     let body = MatchingResponse {
         status: "processing",
         matches: None,
@@ -137,7 +142,7 @@ enum Relation {
 /// Records how `me` relates to `other` (someone else who exists) and drops
 /// both students' cached matches.
 async fn relate(
-    app: &AppState,
+    data: &Data,
     me: Uuid,
     other: Uuid,
     relation: Relation,
@@ -145,17 +150,17 @@ async fn relate(
     if other == me {
         return Err(ApiError::invalid("id", "That is you."));
     }
-    app.db
+    data.db
         .user_by_id(other)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    let now = app.clock.now();
+    let now = data.clock.now();
     match relation {
-        Relation::Partner => app.db.add_partner(me, other, now).await?,
-        Relation::Blocked => app.db.block_partner(me, other, now).await?,
+        Relation::Partner => data.db.add_partner(me, other, now).await?,
+        Relation::Blocked => data.db.block_partner(me, other, now).await?,
     }
     for user in [me, other] {
-        app.cache.invalidate_tag(&cache_tag(user)).await;
+        data.cache.invalidate_tag(&cache_tag(user)).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -165,11 +170,11 @@ async fn relate(
     params(("id" = Uuid, Path, description = "The other student")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn add(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
     ApiPath(other): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    relate(&app, auth.user_id(), other, Relation::Partner).await
+    relate(&data, auth.user_id(), other, Relation::Partner).await
 }
 
 /// Blocks a student: never suggested either way, and any partnership ends.
@@ -177,9 +182,9 @@ pub async fn add(
     params(("id" = Uuid, Path, description = "The student to block")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn block(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
     ApiPath(other): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    relate(&app, auth.user_id(), other, Relation::Blocked).await
+    relate(&data, auth.user_id(), other, Relation::Blocked).await
 }

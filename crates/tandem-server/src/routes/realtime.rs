@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState, cookies,
+    Accounts, ApiError, Config, Data, Live, cookies,
     error::Problem,
     extract::{ApiJson, Authenticated},
 };
@@ -46,9 +46,9 @@ pub struct RealtimeToken {
 /// stops working when this login session ends.
 #[utoipa::path(post, path = "/api/realtime/token", tag = "realtime",
     responses((status = 200, body = RealtimeToken), (status = 401, body = Problem)))]
-pub async fn token(State(app): State<AppState>, auth: Authenticated) -> axum::Json<RealtimeToken> {
+pub async fn token(State(live): State<Live>, auth: Authenticated) -> axum::Json<RealtimeToken> {
     let (access_token, expires_at) =
-        app.realtime_tokens
+        live.tokens
             .issue_for_session(auth.user_id(), &auth.session.id, TOKEN_TTL);
     axum::Json(RealtimeToken {
         access_token,
@@ -68,14 +68,17 @@ pub struct SocketParams {
 /// socket with no credential takes one of a capped number of slots and
 /// must join a channel soon.
 pub async fn websocket(
-    State(app): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(data): State<Data>,
+    State(accounts): State<Accounts>,
+    State(live): State<Live>,
     Query(params): Query<SocketParams>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let vsn = Vsn::parse(params.vsn.as_deref())
         .ok_or_else(|| ApiError::BadRequest("Unsupported vsn: use 1.0.0 or 2.0.0.".into()))?;
-    let same_origin = guard::origin_allowed(&app.config, &headers);
+    let same_origin = guard::origin_allowed(&config, &headers);
     if !same_origin && params.apikey.is_none() {
         metrics::counter!("tandem_realtime_refused_total", "why" => "origin").increment(1);
         return Err(ApiError::Forbidden(
@@ -83,8 +86,8 @@ pub async fn websocket(
         ));
     }
     // Another origin's page never rides on this site's session cookie.
-    let cookie = match cookies::read(&headers, app.config.accounts.cookie_secure) {
-        Some(token) if same_origin => app.sessions.resolve(&token).await?.map(|s| Identity {
+    let cookie = match cookies::read(&headers, config.accounts.cookie_secure) {
+        Some(token) if same_origin => accounts.sessions.resolve(&token).await?.map(|s| Identity {
             user: s.user_id,
             session: Some(s.id),
         }),
@@ -92,19 +95,19 @@ pub async fn websocket(
     };
     let now = tandem_realtime::token::unix_now();
     // A token of an ended session is no credential: such a socket is a stranger.
-    let token = (params.apikey.as_deref()).and_then(|t| app.realtime_tokens.claims(t, now));
+    let token = (params.apikey.as_deref()).and_then(|t| live.tokens.claims(t, now));
     let has_token = match token {
         Some(claims) => {
             let identity = Identity {
                 user: claims.user,
                 session: claims.session,
             };
-            session_live(&app.sessions, &identity).await
+            session_live(&accounts.sessions, &identity).await
         }
         None => false,
     };
     let anonymous = if cookie.is_none() && !has_token {
-        match app.realtime.admit_anonymous() {
+        match live.hub.admit_anonymous() {
             Some(slot) => Some(slot),
             None => {
                 metrics::counter!("tandem_realtime_refused_total", "why" => "anonymous_cap")
@@ -117,27 +120,27 @@ pub async fn websocket(
     } else {
         None
     };
-    let guards = &app.config.realtime.guards;
+    let guards = &config.realtime.guards;
     let ctx = SocketContext {
-        hub: app.realtime.clone(),
+        hub: live.hub.clone(),
         vsn,
         cookie,
         apikey: params.apikey,
-        signer: app.realtime_tokens.clone(),
+        signer: live.tokens.clone(),
         authorizer: Arc::new(Rules {
-            db: app.db.clone(),
-            sessions: app.sessions.clone(),
+            db: data.db.clone(),
+            sessions: accounts.sessions.clone(),
         }),
-        presence: app.realtime_presence.clone(),
+        presence: live.presence.clone(),
         limits: Limits {
-            messages_per_second: app.config.realtime.messages_per_second,
+            messages_per_second: config.realtime.messages_per_second,
             presence_meta_bytes: usize::try_from(guards.presence_meta_bytes).unwrap_or(usize::MAX),
             auth_deadline: guards.auth_deadline,
             ..Limits::default()
         },
         reserved_events: guard::SERVER_EVENTS,
         anonymous,
-        shutdown: app.shutdown.clone(),
+        shutdown: live.shutdown.clone(),
     };
     // Small socket buffers: memory per connection is what lets one machine
     // hold tens of thousands (tungstenite's defaults are 128 KiB each). The
@@ -182,18 +185,21 @@ pub struct BroadcastMessage {
 /// server's reserved event names and the channel's rate apply, plus a
 /// budget per user; each message is stamped with its sender.
 pub async fn rest_broadcast(
-    State(app): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(data): State<Data>,
+    State(accounts): State<Accounts>,
+    State(live): State<Live>,
     Query(params): Query<SocketParams>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<BroadcastRequest>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let user = rest_user(&app, &params, &headers).await?;
+    let user = rest_user((&config, &accounts, &live), &params, &headers).await?;
     if req.messages.is_empty() || req.messages.len() > 100 {
         return Err(ApiError::invalid("messages", "Send 1 to 100 messages."));
     }
     let rules = Rules {
-        db: app.db.clone(),
-        sessions: app.sessions.clone(),
+        db: data.db.clone(),
+        sessions: accounts.sessions.clone(),
     };
     for m in &req.messages {
         if m.topic.is_empty() || m.topic.len() > 246 || m.event.is_empty() || m.event.len() > 255 {
@@ -215,14 +221,14 @@ pub async fn rest_broadcast(
         }
     }
     let count = u32::try_from(req.messages.len()).unwrap_or(u32::MAX);
-    if !app.realtime.take_user_budget(user, count) {
+    if !live.hub.take_user_budget(user, count) {
         return Err(ApiError::RateLimited(Duration::from_secs(1)));
     }
     for m in req.messages {
         let topic = format!("realtime:{}", m.topic);
         let message =
             Outbound::from_sender(&topic, &m.event, Body::Json(m.payload), Some(user), None);
-        if !app.realtime.publish_limited(&message) {
+        if !live.hub.publish_limited(&message) {
             return Err(ApiError::RateLimited(Duration::from_secs(1)));
         }
     }
@@ -230,7 +236,7 @@ pub async fn rest_broadcast(
 }
 
 async fn rest_user(
-    app: &AppState,
+    (config, accounts, live): (&Config, &Accounts, &Live),
     params: &SocketParams,
     headers: &HeaderMap,
 ) -> Result<Uuid, ApiError> {
@@ -244,20 +250,20 @@ async fn rest_user(
         .into_iter()
         .flatten()
     {
-        if let Some(claims) = app.realtime_tokens.claims(token, now) {
+        if let Some(claims) = live.tokens.claims(token, now) {
             let identity = Identity {
                 user: claims.user,
                 session: claims.session,
             };
-            if identity.session.is_some() && !session_live(&app.sessions, &identity).await {
+            if identity.session.is_some() && !session_live(&accounts.sessions, &identity).await {
                 return Err(ApiError::Unauthenticated);
             }
             return Ok(identity.user);
         }
     }
-    if let Some(token) = cookies::read(headers, app.config.accounts.cookie_secure)
-        && guard::origin_allowed(&app.config, headers)
-        && let Some(session) = app.sessions.resolve(&token).await?
+    if let Some(token) = cookies::read(headers, config.accounts.cookie_secure)
+        && guard::origin_allowed(config, headers)
+        && let Some(session) = accounts.sessions.resolve(&token).await?
     {
         return Ok(session.user_id);
     }

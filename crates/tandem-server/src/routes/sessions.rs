@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    ApiError, AppState,
+    Accounts, ApiError, Live,
     error::Problem,
     extract::{ApiPath, Authenticated},
     routes::auth::clear_cookie,
@@ -45,10 +45,10 @@ pub struct Revoked {
 #[utoipa::path(get, path = "/api/auth/sessions", tag = "auth",
     responses((status = 200, body = Vec<DeviceSession>), (status = 401, body = Problem)))]
 pub async fn list(
-    State(app): State<AppState>,
+    State(accounts): State<Accounts>,
     auth: Authenticated,
 ) -> Result<axum::Json<Vec<DeviceSession>>, ApiError> {
-    let sessions = app.sessions.list(auth.user_id()).await?;
+    let sessions = accounts.sessions.list(auth.user_id()).await?;
     let current = auth.session.id.as_str();
     Ok(axum::Json(
         sessions
@@ -70,14 +70,16 @@ pub async fn list(
 #[utoipa::path(delete, path = "/api/auth/sessions", tag = "auth",
     responses((status = 200, body = Revoked), (status = 401, body = Problem)))]
 pub async fn revoke_others(
-    State(app): State<AppState>,
+    State(accounts): State<Accounts>,
+    State(live): State<Live>,
     auth: Authenticated,
 ) -> Result<axum::Json<Revoked>, ApiError> {
-    let revoked = app
+    let revoked = accounts
         .sessions
         .revoke_all(auth.user_id(), Some(&auth.session.id))
         .await?;
-    super::realtime::guard::sessions_ended(&app, auth.user_id(), None, Some(&auth.session.id));
+    let keep = Some(auth.session.id.as_str());
+    super::realtime::guard::sessions_ended(&live.hub, auth.user_id(), None, keep);
     Ok(axum::Json(Revoked { revoked }))
 }
 
@@ -87,7 +89,8 @@ pub async fn revoke_others(
     responses((status = 204, description = "Ended"), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke(
-    State(app): State<AppState>,
+    State(accounts): State<Accounts>,
+    State(live): State<Live>,
     auth: Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
@@ -97,12 +100,12 @@ pub async fn revoke(
             "Session ids are 64 lower-case hexadecimal characters.".into(),
         ));
     }
-    if !app.sessions.revoke(auth.user_id(), &id).await? {
+    if !accounts.sessions.revoke(auth.user_id(), &id).await? {
         return Err(ApiError::NotFound("session"));
     }
-    super::realtime::guard::sessions_ended(&app, auth.user_id(), Some(&id), None);
+    super::realtime::guard::sessions_ended(&live.hub, auth.user_id(), Some(&id), None);
     let headers = if id == auth.session.id {
-        clear_cookie(&app)
+        clear_cookie(&accounts)
     } else {
         HeaderMap::new()
     };

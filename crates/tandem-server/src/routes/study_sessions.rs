@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState,
+    Analytics, ApiError, Data, Live,
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
     reads,
@@ -52,11 +52,11 @@ pub struct StudySessionDetail {
     responses((status = 201, body = StudySession), (status = 401, body = Problem),
         (status = 409, description = "Too many upcoming sessions", body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
     ApiJson(req): ApiJson<CreateStudySession>,
 ) -> Result<(StatusCode, axum::Json<StudySession>), ApiError> {
-    let now = app.clock.now();
+    let now = data.clock.now();
     let mut errors = Errors::default();
     let title = errors.check("title", validate::line(&req.title, 1, 100));
     let subject = errors.check("subject", validate::line(&req.subject, 1, 60));
@@ -71,7 +71,7 @@ pub async fn create(
         return Err(ApiError::invalid("title", "missing"));
     };
     let owner = auth.user_id();
-    let session = app
+    let session = data
         .db
         .create_study_session(
             &NewStudySession {
@@ -93,7 +93,7 @@ pub async fn create(
                 "You already run {MAX_UPCOMING_OWNED} upcoming sessions; cancel one first."
             ))
         })?;
-    reads::session_changed(&app, &[owner]).await;
+    reads::session_changed(&data, &[owner]).await;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
@@ -125,20 +125,20 @@ fn schedule_end(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), String> 
 #[utoipa::path(get, path = "/api/study-sessions", tag = "study-sessions",
     responses((status = 200, body = Vec<StudySession>), (status = 401, body = Problem)))]
 pub async fn upcoming(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     _auth: Authenticated,
 ) -> Result<axum::Json<Vec<StudySession>>, ApiError> {
-    Ok(axum::Json(reads::upcoming_sessions(&app).await?))
+    Ok(axum::Json(reads::upcoming_sessions(&data).await?))
 }
 
 /// Sessions I run or joined, latest first.
 #[utoipa::path(get, path = "/api/study-sessions/mine", tag = "study-sessions",
     responses((status = 200, body = Vec<StudySession>), (status = 401, body = Problem)))]
 pub async fn mine(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
 ) -> Result<axum::Json<Vec<StudySession>>, ApiError> {
-    Ok(axum::Json(reads::my_sessions(&app, auth.user_id()).await?))
+    Ok(axum::Json(reads::my_sessions(&data, auth.user_id()).await?))
 }
 
 /// One session with its members.
@@ -147,11 +147,11 @@ pub async fn mine(
     responses((status = 200, body = StudySessionDetail), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn detail(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let (session, members) = app
+    let (session, members) = data
         .read(auth.user_id(), |db| async move {
             Ok((db.study_session(id).await?, db.members(id).await?))
         })
@@ -166,13 +166,13 @@ pub async fn detail(
     responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 404, body = Problem),
         (status = 409, description = "Full, cancelled or over", body = Problem)))]
 pub async fn join(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    match app
+    match data
         .db
-        .join_study_session(id, auth.user_id(), app.clock.now())
+        .join_study_session(id, auth.user_id(), data.clock.now())
         .await?
     {
         JoinOutcome::Joined | JoinOutcome::AlreadyMember => {}
@@ -184,7 +184,7 @@ pub async fn join(
         }
         JoinOutcome::NotFound => return Err(ApiError::NotFound("study session")),
     }
-    changed(&app, id, &[]).await
+    changed(&data, id, &[]).await
 }
 
 /// Leaves a session. Owners cancel instead.
@@ -193,46 +193,48 @@ pub async fn join(
     responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 404, body = Problem),
         (status = 409, description = "Owners cannot leave", body = Problem)))]
 pub async fn leave(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(live): State<Live>,
+    State(analytics): State<Analytics>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let session = find(&app, id).await?;
+    let session = find(&data, id).await?;
     if session.owner_id == auth.user_id() {
         return Err(ApiError::Conflict(
             "Owners cancel a session instead of leaving it.".into(),
         ));
     }
-    if session.ends_at <= app.clock.now() {
+    if session.ends_at <= data.clock.now() {
         return Err(ApiError::Conflict(
             "This session is over; it stays in your history.".into(),
         ));
     }
-    let joined_at = app
+    let joined_at = data
         .db
         .members(id)
         .await?
         .into_iter()
         .find(|m| m.user_id == auth.user_id())
         .map(|m| m.joined_at);
-    if !app.db.leave_study_session(id, auth.user_id()).await? {
+    if !data.db.leave_study_session(id, auth.user_id()).await? {
         return Err(ApiError::NotFound("membership"));
     }
-    super::realtime::guard::left_room(&app, auth.user_id(), id);
+    super::realtime::guard::left_room(&live.hub, auth.user_id(), id);
     if let Some(started_at) = joined_at {
         // Time spent in the room, for analytics; a full buffer only loses this row.
         let visit = tandem_db::AnalyticsRow::StudyVisit(tandem_db::StudyVisit {
             id: 0,
-            occurred_at: app.clock.now(),
+            occurred_at: data.clock.now(),
             user_id: auth.user_id(),
             study_session_id: Some(id),
             started_at,
         });
-        if app.analytics.offer(vec![visit]).is_err() {
+        if analytics.sink.offer(vec![visit]).is_err() {
             tracing::warn!("analytics buffer full; a study visit was not recorded");
         }
     }
-    changed(&app, id, &[auth.user_id()]).await
+    changed(&data, id, &[auth.user_id()]).await
 }
 
 /// Cancels a session (owner only).
@@ -241,50 +243,50 @@ pub async fn leave(
     responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let session = find(&app, id).await?;
+    let session = find(&data, id).await?;
     if session.owner_id != auth.user_id() {
         return Err(ApiError::Forbidden("Only the owner can cancel a session."));
     }
-    if session.ends_at <= app.clock.now() {
+    if session.ends_at <= data.clock.now() {
         return Err(ApiError::Conflict(
             "This session is over and cannot be cancelled.".into(),
         ));
     }
-    if !app
+    if !data
         .db
-        .cancel_study_session(id, auth.user_id(), app.clock.now())
+        .cancel_study_session(id, auth.user_id(), data.clock.now())
         .await?
     {
         return Err(ApiError::Conflict(
             "This session is already cancelled.".into(),
         ));
     }
-    changed(&app, id, &[]).await
+    changed(&data, id, &[]).await
 }
 
 /// Invalidates what the change touched and returns the session's new state.
 async fn changed(
-    app: &AppState,
+    data: &Data,
     id: Uuid,
     former_members: &[Uuid],
 ) -> Result<axum::Json<StudySessionDetail>, ApiError> {
-    let session = find(app, id).await?;
-    let members = app.db.members(id).await?;
+    let session = find(data, id).await?;
+    let members = data.db.members(id).await?;
     let affected: Vec<Uuid> = members
         .iter()
         .map(|m| m.user_id)
         .chain(former_members.iter().copied())
         .collect();
-    reads::session_changed(app, &affected).await;
+    reads::session_changed(data, &affected).await;
     Ok(axum::Json(StudySessionDetail { session, members }))
 }
 
-async fn find(app: &AppState, id: Uuid) -> Result<StudySession, ApiError> {
-    app.db
+async fn find(data: &Data, id: Uuid) -> Result<StudySession, ApiError> {
+    data.db
         .study_session(id)
         .await?
         .ok_or(ApiError::NotFound("study session"))

@@ -10,7 +10,12 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::AppState;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tandem_queue::QueueBackend;
+
+use crate::{Accounts, Data, config::Deployment};
 
 /// Health of the process or its dependencies.
 #[derive(Serialize, ToSchema)]
@@ -45,26 +50,30 @@ pub async fn healthz() -> axum::Json<Health> {
 /// The database (and Redis, if configured) answer: ready for traffic.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
-pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+pub async fn readyz(
+    State(data): State<Data>,
+    State(accounts): State<Accounts>,
+    State(deployment): State<Deployment>,
+) -> impl IntoResponse {
     let mut checks = vec![Check {
         name: "database",
-        backend: app.db.backend(),
-        status: outcome(app.db.ping().await),
+        backend: data.db.backend(),
+        status: outcome(data.db.ping().await),
     }];
     // Distributed, sessions live in Redis: without it nobody is signed in.
-    if app.deployment == crate::config::Deployment::Distributed {
+    if deployment == Deployment::Distributed {
         checks.push(Check {
             name: "sessions",
-            backend: app.sessions.store().backend(),
-            status: outcome(app.sessions.store().ping().await),
+            backend: accounts.sessions.store().backend(),
+            status: outcome(accounts.sessions.store().ping().await),
         });
     }
     let ready = checks.iter().all(|c| c.status == "ok");
     // The cache is never required: when its Redis fails, reads go to the database.
     checks.push(Check {
         name: "cache",
-        backend: app.cache.backend(),
-        status: if app.cache.degraded() {
+        backend: data.cache.backend(),
+        status: if data.cache.degraded() {
             "degraded"
         } else {
             "ok"
@@ -95,9 +104,12 @@ fn outcome<E: std::fmt::Display>(result: Result<(), E>) -> String {
 
 /// Prometheus text exposition. Queue sizes are read at scrape time, so
 /// they are current whichever instance or worker changed them.
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    for queue in crate::jobs::QUEUES {
-        let counts = tokio::time::timeout(Duration::from_secs(1), app.queue.counts(queue)).await;
+pub async fn metrics(
+    State(queue): State<Arc<dyn QueueBackend>>,
+    State(metrics): State<PrometheusHandle>,
+) -> impl IntoResponse {
+    for name in crate::jobs::QUEUES {
+        let counts = tokio::time::timeout(Duration::from_secs(1), queue.counts(name)).await;
         let Ok(Ok(c)) = counts else { continue };
         for (state, n) in [
             ("waiting", c.waiting),
@@ -106,11 +118,11 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             ("completed", c.completed),
             ("failed", c.failed),
         ] {
-            metrics::gauge!("tandem_queue_jobs", "queue" => queue, "state" => state).set(n as f64);
+            metrics::gauge!("tandem_queue_jobs", "queue" => name, "state" => state).set(n as f64);
         }
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        metrics.render(),
     )
 }

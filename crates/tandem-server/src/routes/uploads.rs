@@ -5,7 +5,7 @@
 //! of that succeeds. The decoding runs on the image pool, within its memory
 //! budget. A new avatar deletes the one it replaces, variants included.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Bytes,
@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tandem_db::ProfileUpdate;
 use utoipa::ToSchema;
 
-use crate::{ApiError, AppState, error::Problem, extract::Authenticated, reads};
+use crate::{ApiError, Config, Data, Limits, Media, error::Problem, extract::Authenticated, reads};
 
 /// Longest side kept of an avatar.
 const AVATAR_SIDE: u32 = 1024;
@@ -38,16 +38,20 @@ pub struct AvatarUploaded {
         (status = 413, body = Problem), (status = 415, body = Problem),
         (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn upload_avatar(
-    State(app): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(media): State<Media>,
     auth: Authenticated,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<AvatarUploaded>), ApiError> {
     let user = auth.user_id();
-    app.check_limit(&format!("upload:{user}"), 20, Duration::from_secs(3600))
+    limits
+        .check(&format!("upload:{user}"), 20, Duration::from_secs(3600))
         .await?;
-    let normalized = app
+    let normalized = media
         .images
-        .normalize_upload(body, app.config.images.upload_max_bytes, AVATAR_SIDE)
+        .normalize_upload(body, config.images.upload_max_bytes, AVATAR_SIDE)
         .await?;
     let hash: String = Sha256::digest(&normalized.bytes)[..12]
         .iter()
@@ -55,12 +59,13 @@ pub async fn upload_avatar(
         .collect();
     let extension = normalized.format.name();
     let key = format!("avatars/{user}/{hash}.{extension}");
-    app.store
+    media
+        .store
         .put(&key, Bytes::from(normalized.bytes))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing an avatar: {e}")))?;
     let avatar_url = format!("/uploads/{key}");
-    let previous = app
+    let previous = data
         .db
         .profile(user)
         .await?
@@ -69,17 +74,17 @@ pub async fn upload_avatar(
         avatar_url: Some(Some(avatar_url.clone())),
         ..ProfileUpdate::default()
     };
-    app.db
-        .update_profile(user, &update, app.clock.now())
+    data.db
+        .update_profile(user, &update, data.clock.now())
         .await?
         .ok_or(ApiError::Unauthenticated)?;
-    reads::user_changed(&app, user).await;
+    reads::user_changed(&data, user).await;
     // The replaced upload goes, with its variants (another account's or an
     // external URL is never touched).
     let own = format!("/uploads/avatars/{user}/");
     if let Some(old) = previous.filter(|old| old.starts_with(&own) && *old != avatar_url)
         && let Some(old_key) = old.strip_prefix("/uploads/")
-        && let Err(e) = app.images.delete_upload(old_key).await
+        && let Err(e) = media.images.delete_upload(old_key).await
     {
         tracing::warn!(error = %e, key = old_key, "could not delete a replaced avatar");
     }
@@ -91,11 +96,11 @@ pub async fn upload_avatar(
 
 /// An uploaded original (`/uploads/<key>`): content-addressed, but cached
 /// for a day only, since it is deleted with its account.
-pub async fn original(State(app): State<AppState>, Path(key): Path<String>) -> Response {
+pub async fn original(State(media): State<Media>, Path(key): Path<String>) -> Response {
     if tandem_store::validate_key(&key).is_err() {
         return ApiError::NotFound("upload").into_response();
     }
-    match app.store.get(&key).await {
+    match media.store.get(&key).await {
         Ok(Some(bytes)) => {
             let content_type = tandem_images::sniff(&bytes)
                 .map_or("application/octet-stream", |f| f.to_mime_type());

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState,
+    Accounts, ApiError, Data, Limits, Live, Media,
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
     reads,
@@ -49,8 +49,8 @@ impl Me {
     }
 
     /// Loads the account and profile of `user_id`.
-    pub async fn load(app: &AppState, user_id: Uuid) -> Result<Self, ApiError> {
-        let (user, profile) = reads::profile(app, user_id)
+    pub async fn load(data: &Data, user_id: Uuid) -> Result<Self, ApiError> {
+        let (user, profile) = reads::profile(data, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         Ok(Self::new(user, profile))
@@ -119,18 +119,15 @@ pub struct DeleteAccountRequest {
 /// My account and profile.
 #[utoipa::path(get, path = "/api/users/me", tag = "users",
     responses((status = 200, body = Me), (status = 401, body = Problem)))]
-pub async fn me(
-    State(app): State<AppState>,
-    auth: Authenticated,
-) -> Result<axum::Json<Me>, ApiError> {
-    Ok(axum::Json(Me::load(&app, auth.user_id()).await?))
+pub async fn me(State(data): State<Data>, auth: Authenticated) -> Result<axum::Json<Me>, ApiError> {
+    Ok(axum::Json(Me::load(&data, auth.user_id()).await?))
 }
 
 /// Edits my profile. Every field is checked before anything is written.
 #[utoipa::path(patch, path = "/api/users/me", tag = "users", request_body = ProfilePatch,
     responses((status = 200, body = Me), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_me(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     auth: Authenticated,
     ApiJson(patch): ApiJson<ProfilePatch>,
 ) -> Result<axum::Json<Me>, ApiError> {
@@ -150,12 +147,12 @@ pub async fn update_me(
     errors.finish()?;
     update.level = patch.level;
     update.study_style = patch.study_style;
-    let (user, profile) = app
+    let (user, profile) = data
         .db
-        .update_profile(auth.user_id(), &update, app.clock.now())
+        .update_profile(auth.user_id(), &update, data.clock.now())
         .await?
         .ok_or(ApiError::Unauthenticated)?;
-    reads::user_changed(&app, user.id).await;
+    reads::user_changed(&data, user.id).await;
     Ok(axum::Json(Me::new(user, profile)))
 }
 
@@ -164,18 +161,28 @@ pub async fn update_me(
     responses((status = 204, description = "Deleted; logged out everywhere"),
         (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn delete_me(
-    State(app): State<AppState>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(accounts): State<Accounts>,
+    State(live): State<Live>,
+    State(media): State<Media>,
     auth: Authenticated,
     ApiJson(req): ApiJson<DeleteAccountRequest>,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
     let user_id = auth.user_id();
-    verify_password(&app, user_id, req.password, "password").await?;
-    app.sessions.revoke_all(user_id, None).await?;
-    super::realtime::guard::sessions_ended(&app, user_id, None, None);
-    app.db.delete_user(user_id).await?;
-    reads::user_changed(&app, user_id).await;
+    verify_password(
+        (&data, &limits, &accounts),
+        user_id,
+        req.password,
+        "password",
+    )
+    .await?;
+    accounts.sessions.revoke_all(user_id, None).await?;
+    super::realtime::guard::sessions_ended(&live.hub, user_id, None, None);
+    data.db.delete_user(user_id).await?;
+    reads::user_changed(&data, user_id).await;
     // Their uploads stop being served (a CDN may keep a copy for a day).
-    if let Err(e) = app
+    if let Err(e) = media
         .images
         .delete_uploads(&format!("avatars/{user_id}"))
         .await
@@ -183,7 +190,7 @@ pub async fn delete_me(
         tracing::error!(error = %e, %user_id, "could not delete a deleted account's uploads");
     }
     tracing::info!(%user_id, "account deleted");
-    Ok((StatusCode::NO_CONTENT, clear_cookie(&app)))
+    Ok((StatusCode::NO_CONTENT, clear_cookie(&accounts)))
 }
 
 /// Another student's public profile (no e-mail). Requires login.
@@ -192,11 +199,11 @@ pub async fn delete_me(
     responses((status = 200, body = PublicUser), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn public_profile(
-    State(app): State<AppState>,
+    State(data): State<Data>,
     _auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<PublicUser>, ApiError> {
-    let (user, profile) = reads::profile(&app, id)
+    let (user, profile) = reads::profile(&data, id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(axum::Json(PublicUser {

@@ -13,7 +13,7 @@ use axum::{
 };
 
 use crate::{
-    ApiError, AppState,
+    ApiError, AppState, Page,
     assets::{self, Asset},
 };
 
@@ -27,9 +27,9 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{file}", get(asset))
 }
 
-async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let mut response = respond(&app.index_page, &headers, "no-cache");
-    if let Ok(csp) = HeaderValue::from_str(&app.index_csp) {
+async fn index(State(page): State<Page>, headers: HeaderMap) -> Response {
+    let mut response = respond(&page.index, &headers, "no-cache");
+    if let Ok(csp) = HeaderValue::from_str(&page.csp) {
         response
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, csp);

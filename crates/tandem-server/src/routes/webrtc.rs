@@ -4,7 +4,7 @@
 //! The TURN servers are the external ones configured, or else the embedded
 //! one, addressed by the host name the browser used to reach Tandem.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::State,
@@ -15,7 +15,9 @@ use serde::Serialize;
 use tandem_core::ExposeSecret;
 use utoipa::ToSchema;
 
-use crate::{ApiError, AppState, error::Problem, extract::Authenticated};
+use crate::{
+    ApiError, Config, Data, Limits, error::Problem, extract::Authenticated, turn::EmbeddedTurn,
+};
 
 /// One ICE server, as `RTCPeerConnection` takes it.
 #[derive(Serialize, ToSchema)]
@@ -44,18 +46,21 @@ pub struct IceServers {
 #[utoipa::path(get, path = "/api/webrtc/ice-servers", tag = "webrtc",
     responses((status = 200, body = IceServers), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn ice_servers(
-    State(app): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(data): State<Data>,
+    State(limits): State<Limits>,
+    State(turn): State<Option<Arc<EmbeddedTurn>>>,
     auth: Authenticated,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth.user_id();
-    app.check_limit(&format!("ice:{user}"), 60, Duration::from_secs(60))
+    limits
+        .check(&format!("ice:{user}"), 60, Duration::from_secs(60))
         .await?;
-    let config = &app.config;
     let mut stun_urls = config.ice.stun_urls.clone();
     let mut turn_urls = config.ice.turn_urls.clone();
     let mut secret = config.ice.turn_secret.as_ref();
-    if let Some(embedded) = &app.turn {
+    if let Some(embedded) = &turn {
         let host = config
             .turn
             .host
@@ -83,7 +88,7 @@ pub async fn ice_servers(
     let ttl = config.ice.credential_ttl.as_secs();
     let credentials = match (secret, &config.ice.turn_static) {
         (Some(secret), _) => {
-            let expires = u64::try_from(app.clock.now().timestamp()).unwrap_or(0) + ttl;
+            let expires = u64::try_from(data.clock.now().timestamp()).unwrap_or(0) + ttl;
             let minted = tandem_turn::credentials::mint(
                 secret.expose_secret().as_bytes(),
                 &user.to_string(),

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, header};
 use tandem_realtime::{access::Revocation, hub::Hub, presence::PresenceLimits};
 use uuid::Uuid;
 
-use crate::{AppState, Config};
+use crate::Config;
 
 /// Broadcast events only the server sends: chat (`messages`, which the web
 /// app trusts as stored messages) and job notices. Clients may not send them.
@@ -61,8 +61,8 @@ pub fn origin_allowed(config: &Config, headers: &HeaderMap) -> bool {
 
 /// Login sessions of `user` ended: `only` that one, else all but `keep`.
 /// Sockets relying on them close, on every instance.
-pub fn sessions_ended(app: &AppState, user: Uuid, only: Option<&str>, keep: Option<&str>) {
-    app.realtime.revoke(Revocation::Sessions {
+pub fn sessions_ended(hub: &Hub, user: Uuid, only: Option<&str>, keep: Option<&str>) {
+    hub.revoke(Revocation::Sessions {
         user,
         only: only.map(str::to_owned),
         keep: keep.map(str::to_owned),
@@ -71,8 +71,8 @@ pub fn sessions_ended(app: &AppState, user: Uuid, only: Option<&str>, keep: Opti
 
 /// `user` is no longer a member of study session `room`: their sockets
 /// leave its channel, on every instance.
-pub fn left_room(app: &AppState, user: Uuid, room: Uuid) {
-    app.realtime.revoke(Revocation::Topic {
+pub fn left_room(hub: &Hub, user: Uuid, room: Uuid) {
+    hub.revoke(Revocation::Topic {
         user,
         topic: format!("realtime:room:{room}"),
     });
