@@ -124,3 +124,25 @@ async fn the_architecture_doc_lists_every_route() {
         "the route list in docs/architecture.md is stale: rerun with UPDATE_DOCS=1"
     );
 }
+
+/// The served OpenAPI document is the committed `docs/openapi.json`: any
+/// change to the public API (a field renamed in a row type, a new endpoint)
+/// shows in review as a diff of that file (`UPDATE_DOCS=1` rewrites it).
+#[tokio::test]
+async fn the_api_is_the_committed_openapi_document() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let served = app.client().get("/api/openapi.json").await.body;
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+    if std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        let text = serde_json::to_string_pretty(&served).expect("json") + "\n";
+        std::fs::write(file, text).expect("rewrite docs/openapi.json");
+        return;
+    }
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).expect("docs/openapi.json"))
+            .expect("docs/openapi.json is JSON");
+    assert!(
+        served == committed,
+        "the API differs from docs/openapi.json: review the change, then rerun with UPDATE_DOCS=1"
+    );
+}

@@ -254,7 +254,7 @@ pub struct ArchiveObject {
 }
 
 /// One archive run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct ArchiveRun {
     /// Run id.

@@ -180,43 +180,35 @@ pub trait AuthSessionRepo: Send + Sync {
 
 /// Study sessions (rooms) and their members.
 #[async_trait]
-pub trait StudySessionRepo: Send + Sync {
+pub trait RoomRepo: Send + Sync {
     /// Creates a session with its owner as first member, unless the owner
     /// already runs `max_upcoming` scheduled sessions not over at the
     /// session's `created_at` (then `None`). Checked and inserted under a
     /// lock on the owner, so concurrent requests cannot pass the limit.
-    async fn create_study_session(
+    async fn create_room(
         &self,
-        session: &NewStudySession,
+        session: &NewRoom,
         max_upcoming: i64,
-    ) -> Result<Option<StudySession>, DbError>;
+    ) -> Result<Option<Room>, DbError>;
     /// One session.
-    async fn study_session(&self, id: Uuid) -> Result<Option<StudySession>, DbError>;
+    async fn room(&self, id: Uuid) -> Result<Option<Room>, DbError>;
     /// Scheduled sessions not yet over, soonest first.
-    async fn upcoming_study_sessions(
-        &self,
-        now: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<StudySession>, DbError>;
+    async fn upcoming_rooms(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Room>, DbError>;
     /// Sessions `user_id` belongs to (any state), latest start first.
-    async fn study_sessions_of(
-        &self,
-        user_id: Uuid,
-        limit: i64,
-    ) -> Result<Vec<StudySession>, DbError>;
+    async fn rooms_of(&self, user_id: Uuid, limit: i64) -> Result<Vec<Room>, DbError>;
     /// Members of a session, earliest first.
     async fn members(&self, id: Uuid) -> Result<Vec<Member>, DbError>;
     /// Joins atomically: never beyond capacity, never a closed session.
-    async fn join_study_session(
+    async fn join_room(
         &self,
         id: Uuid,
         user_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<JoinOutcome, DbError>;
     /// Leaves (owners cannot leave, they cancel); false if not a member.
-    async fn leave_study_session(&self, id: Uuid, user_id: Uuid) -> Result<bool, DbError>;
+    async fn leave_room(&self, id: Uuid, user_id: Uuid) -> Result<bool, DbError>;
     /// Cancels a scheduled session of `owner_id`; false otherwise.
-    async fn cancel_study_session(
+    async fn cancel_room(
         &self,
         id: Uuid,
         owner_id: Uuid,
@@ -276,7 +268,7 @@ pub trait ConfigRepo: Send + Sync {
 pub trait Database:
     UserRepo
     + AuthSessionRepo
-    + StudySessionRepo
+    + RoomRepo
     + AchievementRepo
     + ChatRepo
     + ConfigRepo

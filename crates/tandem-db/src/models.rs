@@ -4,11 +4,10 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// An account, without its secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct User {
     /// Stable public id.
     pub id: Uuid,
@@ -58,7 +57,7 @@ pub struct NewUser {
 }
 
 /// How far along a student is in their subjects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Just starting out.
@@ -70,7 +69,7 @@ pub enum Level {
 }
 
 /// How a student likes to study with a partner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StudyStyle {
     /// Quiet co-working, cameras on, little talk.
@@ -82,7 +81,7 @@ pub enum StudyStyle {
 }
 
 /// Day of the week, Monday first (ISO 8601).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum Weekday {
@@ -96,8 +95,7 @@ pub enum Weekday {
 }
 
 /// A time of day with minute precision, written `"HH:MM"` (00:00–24:00).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ToSchema)]
-#[schema(value_type = String, example = "18:30")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimeOfDay(u16);
 
 impl TimeOfDay {
@@ -137,7 +135,7 @@ impl<'de> Deserialize<'de> for TimeOfDay {
 }
 
 /// A weekly slot when the student is usually free, in their own timezone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityWindow {
     /// Day of the week.
@@ -149,7 +147,7 @@ pub struct AvailabilityWindow {
 }
 
 /// The study profile partners are matched on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     /// Subjects the student studies, as typed by them.
     pub subjects: Vec<String>,
@@ -208,8 +206,8 @@ pub struct AuthSession {
 }
 
 /// A study session: a scheduled room students meet in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct StudySession {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Room {
     /// Session id.
     pub id: Uuid,
     /// Who scheduled it (always a member, with role `owner`).
@@ -226,18 +224,81 @@ pub struct StudySession {
     pub ends_at: DateTime<Utc>,
     /// Maximum number of members, owner included.
     pub capacity: i32,
-    /// `scheduled` or `cancelled`.
-    pub status: String,
+    /// Whether it still takes place.
+    #[sqlx(try_from = "String")]
+    pub status: RoomStatus,
     /// Current number of members.
     pub member_count: i64,
     /// When it was scheduled.
     pub created_at: DateTime<Utc>,
 }
 
+/// A value the database holds that this build does not know (a newer
+/// build's, or a hand edit): the row cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {what} {value:?} in the database")]
+pub struct UnknownValue {
+    what: &'static str,
+    value: String,
+}
+
+/// Text-backed enums: stored as their lower-case names (the SQL schema
+/// constrains the column to the same set).
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident ($what:literal) { $($(#[$vdoc:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $name {
+            /// The stored (and serialized) name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownValue;
+
+            fn try_from(value: String) -> Result<Self, UnknownValue> {
+                match value.as_str() {
+                    $($text => Ok(Self::$variant),)*
+                    _ => Err(UnknownValue { what: $what, value }),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Whether a study session still takes place.
+    RoomStatus ("room status") {
+        /// It takes place as scheduled.
+        Scheduled = "scheduled",
+        /// Its owner cancelled it.
+        Cancelled = "cancelled",
+    }
+);
+
+text_enum!(
+    /// What a member is to a study session.
+    MemberRole ("member role") {
+        /// Scheduled it; may cancel it.
+        Owner = "owner",
+        /// Joined it.
+        Member = "member",
+    }
+);
+
 /// A study session to create.
 #[derive(Debug, Clone)]
 #[allow(missing_docs)]
-pub struct NewStudySession {
+pub struct NewRoom {
     pub id: Uuid,
     pub owner_id: Uuid,
     pub title: String,
@@ -250,14 +311,15 @@ pub struct NewStudySession {
 }
 
 /// A member of a study session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Member {
     /// The member.
     pub user_id: Uuid,
     /// Their display name.
     pub display_name: String,
-    /// `owner` or `member`.
-    pub role: String,
+    /// Owner or member.
+    #[sqlx(try_from = "String")]
+    pub role: MemberRole,
     /// When they joined.
     pub joined_at: DateTime<Utc>,
 }
@@ -278,7 +340,7 @@ pub enum JoinOutcome {
 }
 
 /// An achievement anyone can earn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Achievement {
     /// Stable id, e.g. `streak-3`.
     pub id: String,
@@ -291,7 +353,7 @@ pub struct Achievement {
 }
 
 /// A chat message in a study session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ChatMessage {
     /// Message id (UUID v7: ordered by time).
     pub id: Uuid,

@@ -1,7 +1,7 @@
 //! Study sessions, achievements and app configuration: SQL shared by both
 //! engines (see `shared.rs` for why this works).
 
-/// Implements [`crate::StudySessionRepo`], [`crate::AchievementRepo`] and
+/// Implements [`crate::RoomRepo`], [`crate::AchievementRepo`] and
 /// [`crate::ConfigRepo`] for a struct with a `pool` field.
 macro_rules! impl_room_repos {
     ($db:ty) => {
@@ -11,12 +11,12 @@ macro_rules! impl_room_repos {
              FROM study_sessions s";
 
         #[async_trait::async_trait]
-        impl $crate::StudySessionRepo for $db {
-            async fn create_study_session(
+        impl $crate::RoomRepo for $db {
+            async fn create_room(
                 &self,
-                s: &$crate::NewStudySession,
+                s: &$crate::NewRoom,
                 max_upcoming: i64,
-            ) -> Result<Option<$crate::StudySession>, $crate::DbError> {
+            ) -> Result<Option<$crate::Room>, $crate::DbError> {
                 let mut tx = self.pool.begin().await?;
                 // A no-op write to the owner's row: PostgreSQL's row lock
                 // (SQLite's write lock) serializes this owner's creations
@@ -62,7 +62,7 @@ macro_rules! impl_room_repos {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(Some($crate::StudySession {
+                Ok(Some($crate::Room {
                     id: s.id,
                     owner_id: s.owner_id,
                     title: s.title.clone(),
@@ -71,25 +71,25 @@ macro_rules! impl_room_repos {
                     starts_at: s.starts_at,
                     ends_at: s.ends_at,
                     capacity: s.capacity,
-                    status: "scheduled".into(),
+                    status: $crate::RoomStatus::Scheduled,
                     member_count: 1,
                     created_at: s.created_at,
                 }))
             }
 
-            async fn study_session(
+            async fn room(
                 &self,
                 id: uuid::Uuid,
-            ) -> Result<Option<$crate::StudySession>, $crate::DbError> {
+            ) -> Result<Option<$crate::Room>, $crate::DbError> {
                 let sql = format!("{STUDY_SESSION_SELECT} WHERE s.id = $1");
                 Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
             }
 
-            async fn upcoming_study_sessions(
+            async fn upcoming_rooms(
                 &self,
                 now: chrono::DateTime<chrono::Utc>,
                 limit: i64,
-            ) -> Result<Vec<$crate::StudySession>, $crate::DbError> {
+            ) -> Result<Vec<$crate::Room>, $crate::DbError> {
                 let sql = format!(
                     "{STUDY_SESSION_SELECT} WHERE s.status = 'scheduled' AND s.ends_at > $1 \
                      ORDER BY s.starts_at, s.id LIMIT $2"
@@ -97,11 +97,11 @@ macro_rules! impl_room_repos {
                 Ok(sqlx::query_as(&sql).bind(now).bind(limit).fetch_all(&self.pool).await?)
             }
 
-            async fn study_sessions_of(
+            async fn rooms_of(
                 &self,
                 user_id: uuid::Uuid,
                 limit: i64,
-            ) -> Result<Vec<$crate::StudySession>, $crate::DbError> {
+            ) -> Result<Vec<$crate::Room>, $crate::DbError> {
                 let sql = format!(
                     "{STUDY_SESSION_SELECT} JOIN study_session_members me \
                      ON me.session_id = s.id AND me.user_id = $1 \
@@ -124,7 +124,7 @@ macro_rules! impl_room_repos {
                 .await?)
             }
 
-            async fn join_study_session(
+            async fn join_room(
                 &self,
                 id: uuid::Uuid,
                 user_id: uuid::Uuid,
@@ -152,7 +152,7 @@ macro_rules! impl_room_repos {
                     .bind(user_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                let outcome = if status != "scheduled" || ends_at <= now {
+                let outcome = if status != $crate::RoomStatus::Scheduled.as_str() || ends_at <= now {
                     JoinOutcome::Closed
                 } else if is_member {
                     JoinOutcome::AlreadyMember
@@ -174,7 +174,7 @@ macro_rules! impl_room_repos {
                 Ok(outcome)
             }
 
-            async fn leave_study_session(
+            async fn leave_room(
                 &self,
                 id: uuid::Uuid,
                 user_id: uuid::Uuid,
@@ -190,7 +190,7 @@ macro_rules! impl_room_repos {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn cancel_study_session(
+            async fn cancel_room(
                 &self,
                 id: uuid::Uuid,
                 owner_id: uuid::Uuid,

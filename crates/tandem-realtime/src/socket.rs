@@ -29,7 +29,7 @@ use crate::{
     hub::{Conn, Hub},
     limit::Bucket,
     protocol::{self, Vsn},
-    token::{TokenSigner, unix_now},
+    token::TokenSigner,
 };
 use channels::{Channel, close_channel, expire_tokens, flush_presence, handle, next_due};
 use frames::{encode_push, send_all, to_message};
@@ -178,7 +178,7 @@ impl Local {
             join_by: anonymous.as_ref().map(|_| now + ctx.limits.auth_deadline),
             anonymous,
         };
-        let apikey = (ctx.apikey.as_deref()).and_then(|t| ctx.signer.claims(t, unix_now()));
+        let apikey = (ctx.apikey.as_deref()).and_then(|t| ctx.signer.claims(t, ctx.signer.now()));
         let apikey = apikey.map(|c| Identity {
             user: c.user,
             session: c.session,
@@ -212,7 +212,7 @@ pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
     // One timer per connection, set to the next thing due (idle check,
     // coalesced presence, token expiry, join deadline) rather than ticking:
     // ten thousand idle connections cost no wake-ups.
-    let mut due = std::pin::pin!(sleep_until(next_due(&ctx.limits, &local, last_heard)));
+    let mut due = std::pin::pin!(sleep_until(next_due(&ctx, &local, last_heard)));
     let mut bucket = Bucket::new(ctx.limits.messages_per_second);
     // Long-lived: made once, not on every turn of the loop.
     let overflowed = inbox.overflowed.clone();
@@ -271,7 +271,7 @@ pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
                 if send_all(&mut sink, ctx.vsn, replies).await.is_err() {
                     break None;
                 }
-                let next = next_due(&ctx.limits, &local, last_heard);
+                let next = next_due(&ctx, &local, last_heard);
                 if next < due.deadline() {
                     due.as_mut().reset(next);
                 }
@@ -280,7 +280,7 @@ pub async fn serve(socket: WebSocket, mut ctx: SocketContext) {
                 if let Err(close) = on_due(&ctx, &mut local, &mut sink, last_heard).await {
                     break close;
                 }
-                due.as_mut().reset(next_due(&ctx.limits, &local, last_heard));
+                due.as_mut().reset(next_due(&ctx, &local, last_heard));
             }
         }
     };

@@ -4,19 +4,21 @@
 //! session's id, checked in constant time. The session id lets the server
 //! close a token's sockets when that session ends (logout, revocation).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tandem_core::{Clock, SystemClock};
 use uuid::Uuid;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Signs and verifies access tokens with one secret key.
+/// Signs and verifies access tokens with one secret key, on a clock.
 #[derive(Clone)]
 pub struct TokenSigner {
     key: Vec<u8>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -25,17 +27,24 @@ impl std::fmt::Debug for TokenSigner {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl TokenSigner {
-    /// A signer with `key` (at least 32 bytes recommended).
+    /// A signer with `key` (at least 32 bytes recommended), on the system clock.
     pub fn new(key: &[u8]) -> Self {
-        Self { key: key.to_vec() }
+        Self {
+            key: key.to_vec(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same signer on `clock` (tests use a manual one).
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// The signer's time: seconds since the Unix epoch.
+    pub fn now(&self) -> u64 {
+        u64::try_from(self.clock.now().timestamp()).unwrap_or(0)
     }
 
     fn mac(&self, message: &[u8]) -> HmacSha256 {
@@ -46,7 +55,7 @@ impl TokenSigner {
 
     /// A token for `user` valid for `ttl`; returns it with its expiry (unix s).
     pub fn issue(&self, user: Uuid, ttl: Duration) -> (String, u64) {
-        let expires = unix_now() + ttl.as_secs();
+        let expires = self.now() + ttl.as_secs();
         self.sign(format!("{}.{expires}", user.simple()), expires)
     }
 
@@ -57,7 +66,7 @@ impl TokenSigner {
             .chars()
             .filter(char::is_ascii_alphanumeric)
             .collect();
-        let expires = unix_now() + ttl.as_secs();
+        let expires = self.now() + ttl.as_secs();
         self.sign(format!("{}.{expires}.{session}", user.simple()), expires)
     }
 
@@ -111,10 +120,10 @@ mod tests {
         let signer = TokenSigner::new(b"0123456789abcdef0123456789abcdef");
         let user = Uuid::now_v7();
         let (token, expires) = signer.issue(user, Duration::from_secs(60));
-        assert_eq!(signer.verify(&token, unix_now()), Some((user, expires)));
+        assert_eq!(signer.verify(&token, signer.now()), Some((user, expires)));
         assert_eq!(signer.verify(&token, expires), None, "expired");
         assert_eq!(
-            TokenSigner::new(b"another key").verify(&token, unix_now()),
+            TokenSigner::new(b"another key").verify(&token, signer.now()),
             None
         );
         let forged = token.replacen(
@@ -122,9 +131,9 @@ mod tests {
             &Uuid::now_v7().simple().to_string(),
             1,
         );
-        assert_eq!(signer.verify(&forged, unix_now()), None);
+        assert_eq!(signer.verify(&forged, signer.now()), None);
         for junk in ["", ".", "a.b.c", "x.y.!!"] {
-            assert_eq!(signer.verify(junk, unix_now()), None);
+            assert_eq!(signer.verify(junk, signer.now()), None);
         }
     }
 
@@ -133,12 +142,12 @@ mod tests {
         let signer = TokenSigner::new(b"0123456789abcdef0123456789abcdef");
         let user = Uuid::now_v7();
         let (token, expires) = signer.issue_for_session(user, "ab12", Duration::from_secs(60));
-        let claims = signer.claims(&token, unix_now()).expect("valid");
+        let claims = signer.claims(&token, signer.now()).expect("valid");
         assert_eq!(claims.session.as_deref(), Some("ab12"));
         assert_eq!((claims.user, claims.expires), (user, expires));
         let (plain, _) = signer.issue(user, Duration::from_secs(60));
         assert_eq!(
-            signer.claims(&plain, unix_now()).and_then(|c| c.session),
+            signer.claims(&plain, signer.now()).and_then(|c| c.session),
             None
         );
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
-use tandem_db::StudySession;
+use tandem_db::{Room, RoomStatus};
 use uuid::Uuid;
 
 /// Hours-studied milestones: (achievement id, hours).
@@ -19,13 +19,13 @@ const STREAKS: [(&str, u32); 2] = [("streak-3", 3), ("streak-7", 7)];
 /// only once they have started; days are counted in the user's timezone.
 pub fn earned(
     user: Uuid,
-    sessions: &[StudySession],
+    sessions: &[Room],
     now: DateTime<Utc>,
     tz: Tz,
 ) -> Vec<(&'static str, DateTime<Utc>)> {
-    let mut started: Vec<&StudySession> = sessions
+    let mut started: Vec<&Room> = sessions
         .iter()
-        .filter(|s| s.status == "scheduled" && s.starts_at <= now)
+        .filter(|s| s.status == RoomStatus::Scheduled && s.starts_at <= now)
         .collect();
     started.sort_by_key(|s| s.starts_at);
     let mut earned = Vec::new();
@@ -63,7 +63,7 @@ pub fn earned(
 
 /// When the time spent in `started` (sorted) first reached `goal`.
 fn when_hours_reached(
-    started: &[&StudySession],
+    started: &[&Room],
     goal: Duration,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
@@ -79,7 +79,7 @@ fn when_hours_reached(
 }
 
 /// When `started` (sorted) first covered `days` consecutive local days.
-fn when_streak_reached(started: &[&StudySession], days: u32, tz: Tz) -> Option<DateTime<Utc>> {
+fn when_streak_reached(started: &[&Room], days: u32, tz: Tz) -> Option<DateTime<Utc>> {
     let mut first_on_day: BTreeMap<NaiveDate, DateTime<Utc>> = BTreeMap::new();
     for s in started {
         first_on_day
@@ -104,8 +104,8 @@ fn when_streak_reached(started: &[&StudySession], days: u32, tz: Tz) -> Option<D
 mod tests {
     use super::*;
 
-    fn session(owner: Uuid, start: DateTime<Utc>, hours: i64, members: i64) -> StudySession {
-        StudySession {
+    fn session(owner: Uuid, start: DateTime<Utc>, hours: i64, members: i64) -> Room {
+        Room {
             id: Uuid::now_v7(),
             owner_id: owner,
             title: "t".into(),
@@ -114,7 +114,7 @@ mod tests {
             starts_at: start,
             ends_at: start + Duration::hours(hours),
             capacity: 4,
-            status: "scheduled".into(),
+            status: RoomStatus::Scheduled,
             member_count: members,
             created_at: start,
         }
@@ -148,7 +148,7 @@ mod tests {
     fn cancelled_and_future_sessions_do_not_count() {
         let me = Uuid::now_v7();
         let mut cancelled = session(me, Utc::now() - Duration::days(1), 20, 3);
-        cancelled.status = "cancelled".into();
+        cancelled.status = RoomStatus::Cancelled;
         let future = session(me, Utc::now() + Duration::hours(1), 2, 2);
         assert!(earned(me, &[cancelled, future], Utc::now(), chrono_tz::UTC).is_empty());
     }

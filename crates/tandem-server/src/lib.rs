@@ -6,6 +6,7 @@
 
 mod achievements;
 pub mod analytics;
+pub mod api;
 pub mod assets;
 mod backends;
 pub mod config;

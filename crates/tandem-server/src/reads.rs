@@ -5,11 +5,11 @@ use std::{str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tandem_db::{Achievement, Database, Profile, StudySession, User};
+use tandem_db::{Database, Profile, Room, User};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ApiError, achievements, state::Data};
+use crate::{ApiError, achievements, api::Achievement, state::Data};
 
 /// User profile: 5 minutes.
 pub const USER_TTL: Duration = Duration::from_secs(5 * 60);
@@ -54,15 +54,15 @@ pub async fn user_changed(data: &Data, id: Uuid) {
 }
 
 /// Scheduled sessions not over yet, soonest first (`sessions:upcoming`).
-pub async fn upcoming_sessions(data: &Data) -> Result<Vec<StudySession>, ApiError> {
+pub async fn upcoming_rooms(data: &Data) -> Result<Vec<Room>, ApiError> {
     let reader = data.clone();
     let now = data.clock.now();
-    let mut loaded: Vec<StudySession> = data
+    let mut loaded: Vec<Room> = data
         .cache
         .get_or_load(UPCOMING_KEY, SESSIONS_TTL, &[], move || async move {
             reader
                 .read_for_cache(&[UPCOMING_KEY], |db| async move {
-                    db.upcoming_study_sessions(now, UPCOMING_LIMIT).await
+                    db.upcoming_rooms(now, UPCOMING_LIMIT).await
                 })
                 .await
         })
@@ -74,7 +74,7 @@ pub async fn upcoming_sessions(data: &Data) -> Result<Vec<StudySession>, ApiErro
 }
 
 /// The sessions a user belongs to (`sessions:{userId}`).
-pub async fn my_sessions(data: &Data, user_id: Uuid) -> Result<Vec<StudySession>, ApiError> {
+pub async fn my_rooms(data: &Data, user_id: Uuid) -> Result<Vec<Room>, ApiError> {
     let reader = data.clone();
     let key = format!("sessions:{user_id}");
     let mark = key.clone();
@@ -82,9 +82,10 @@ pub async fn my_sessions(data: &Data, user_id: Uuid) -> Result<Vec<StudySession>
         .cache
         .get_or_load(&key, SESSIONS_TTL, &[], move || async move {
             reader
-                .read_for_cache(&[&mark], |db| async move {
-                    db.study_sessions_of(user_id, 200).await
-                })
+                .read_for_cache(
+                    &[&mark],
+                    |db| async move { db.rooms_of(user_id, 200).await },
+                )
                 .await
         })
         .await?;
@@ -94,7 +95,7 @@ pub async fn my_sessions(data: &Data, user_id: Uuid) -> Result<Vec<StudySession>
 /// After a session's schedule or membership changed: the browse list and
 /// the lists and achievements of everyone in it (`members`, plus anyone who
 /// just left) are stale.
-pub async fn session_changed(data: &Data, members: &[Uuid]) {
+pub async fn room_changed(data: &Data, members: &[Uuid]) {
     let lists: Vec<String> = members.iter().map(|u| format!("sessions:{u}")).collect();
     let keys: Vec<&str> = lists
         .iter()
@@ -150,7 +151,7 @@ async fn award_and_list(
     now: DateTime<Utc>,
     timezone: chrono_tz::Tz,
 ) -> Result<Vec<AchievementStatus>, tandem_db::DbError> {
-    let sessions = db.study_sessions_of(user_id, 10_000).await?;
+    let sessions = db.rooms_of(user_id, 10_000).await?;
     for (id, at) in achievements::earned(user_id, &sessions, now, timezone) {
         if db.award(user_id, id, at).await? {
             tracing::info!(%user_id, achievement = id, "achievement earned");
@@ -166,7 +167,7 @@ async fn award_and_list(
                 .iter()
                 .find(|(id, _)| *id == achievement.id)
                 .map(|(_, at)| *at),
-            achievement,
+            achievement: achievement.into(),
         })
         .collect())
 }

@@ -11,8 +11,8 @@ pub mod jobs;
 mod openapi;
 pub mod partners;
 pub mod realtime;
+pub mod rooms;
 pub mod sessions;
-pub mod study_sessions;
 pub mod system;
 pub mod uploads;
 pub mod users;
@@ -96,12 +96,12 @@ fn api_router(upload_max: usize) -> (Router<AppState>, utoipa::openapi::OpenApi)
         .routes(routes!(users::me, users::update_me, users::delete_me))
         .routes(routes!(users::public_profile))
         .routes(routes!(uploads::upload_avatar).layer(DefaultBodyLimit::max(upload_max)))
-        .routes(routes!(study_sessions::create, study_sessions::upcoming))
-        .routes(routes!(study_sessions::mine))
-        .routes(routes!(study_sessions::detail))
-        .routes(routes!(study_sessions::join))
-        .routes(routes!(study_sessions::leave))
-        .routes(routes!(study_sessions::cancel))
+        .routes(routes!(rooms::create, rooms::upcoming))
+        .routes(routes!(rooms::mine))
+        .routes(routes!(rooms::detail))
+        .routes(routes!(rooms::join))
+        .routes(routes!(rooms::leave))
+        .routes(routes!(rooms::cancel))
         .routes(routes!(catalog::achievements))
         .routes(routes!(catalog::config))
         .routes(routes!(realtime::token))

@@ -249,7 +249,7 @@ impl App {
                 batcher: Batcher::new(hub.clone(), config.realtime.batch_window, 100),
                 hub,
                 presence,
-                tokens: realtime_signer(&config, deployment),
+                tokens: realtime_signer(&config, deployment).with_clock(clock.clone()),
                 shutdown: shutdown.clone(),
             },
             media: Media {

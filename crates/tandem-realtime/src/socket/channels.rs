@@ -7,14 +7,13 @@ use serde_json::{Map, Value, json};
 use tokio::time::{Duration, Instant};
 
 use super::{
-    Limits, Local, SocketContext,
+    Local, SocketContext,
     frames::{Direct, error, reply},
 };
 use crate::{
     access::Identity,
     hub::Outbound,
     protocol::{Body, Inbound},
-    token::unix_now,
 };
 
 /// A joined channel.
@@ -81,7 +80,7 @@ pub(super) async fn handle(ctx: &SocketContext, local: &mut Local, m: Inbound) -
 /// Who is asking: an access token in the join, else the socket's `apikey`
 /// token, else the session cookie. Returns the identity and token expiry.
 fn identify(ctx: &SocketContext, m: &Inbound) -> Option<(Identity, Option<u64>)> {
-    let now = unix_now();
+    let now = ctx.signer.now();
     let token = m.payload["access_token"].as_str().or(ctx.apikey.as_deref());
     if let Some(claims) = token.and_then(|t| ctx.signer.claims(t, now)) {
         let identity = Identity {
@@ -257,7 +256,7 @@ fn refresh_token(ctx: &SocketContext, local: &mut Local, m: &Inbound) -> Vec<Dir
         return Vec::new();
     };
     let token = m.payload["access_token"].as_str().unwrap_or_default();
-    match ctx.signer.claims(token, unix_now()) {
+    match ctx.signer.claims(token, ctx.signer.now()) {
         Some(claims) if claims.user == channel.identity.user => {
             channel.expires = Some(claims.expires);
             channel.identity.session = claims.session;
@@ -269,9 +268,10 @@ fn refresh_token(ctx: &SocketContext, local: &mut Local, m: &Inbound) -> Vec<Dir
 
 /// When the connection next has something to do on its own: the idle
 /// check, the join deadline, a coalesced presence update, or a token expiry.
-pub(super) fn next_due(limits: &Limits, local: &Local, last_heard: Instant) -> Instant {
+pub(super) fn next_due(ctx: &SocketContext, local: &Local, last_heard: Instant) -> Instant {
+    let limits = &ctx.limits;
     let now = Instant::now();
-    let unix = unix_now();
+    let unix = ctx.signer.now();
     let mut due = last_heard + limits.idle_timeout;
     if let Some(by) = local.join_by {
         due = due.min(by);
@@ -312,7 +312,7 @@ pub(super) fn flush_presence(ctx: &SocketContext, local: &mut Local) {
 /// Closes channels whose access token expired, as Supabase does: a `system`
 /// error, then `phx_close`.
 pub(super) fn expire_tokens(ctx: &SocketContext, local: &mut Local) -> Vec<Direct> {
-    let now = unix_now();
+    let now = ctx.signer.now();
     let expired: Vec<String> = local
         .channels
         .iter()

@@ -133,7 +133,7 @@ impl AiTasks {
             .map_err(unavailable)?
             .ok_or_else(|| JobError::fatal("the user no longer exists"))?;
         let sessions = (self.data.db)
-            .study_sessions_of(user_id, 10_000)
+            .rooms_of(user_id, 10_000)
             .await
             .map_err(unavailable)?;
         Ok(Activity {
@@ -144,7 +144,7 @@ impl AiTasks {
                 .map(|s| Attendance {
                     starts_at: s.starts_at,
                     ends_at: s.ends_at,
-                    attended: s.status != "cancelled",
+                    attended: s.status != tandem_db::RoomStatus::Cancelled,
                 })
                 .collect(),
         })

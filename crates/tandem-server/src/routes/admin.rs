@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tandem_queue::QueueBackend;
 
-use crate::{ApiError, Data, error::Problem, extract::Authenticated, jobs};
+use crate::{ApiError, Data, api::ArchiveRun, error::Problem, extract::Authenticated, jobs};
 
 /// Archive runs shown.
 const RECENT_RUNS: i64 = 20;
@@ -102,11 +102,12 @@ pub async fn require_admin(data: &Data, auth: &Authenticated) -> Result<(), ApiE
 
 /// The latest archive runs, newest first.
 #[utoipa::path(get, path = "/api/admin/archive-runs", tag = "admin",
-    responses((status = 200, body = [tandem_db::ArchiveRun]), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = [ArchiveRun]), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn archive_runs(
     State(data): State<Data>,
     auth: Authenticated,
-) -> Result<axum::Json<Vec<tandem_db::ArchiveRun>>, ApiError> {
+) -> Result<axum::Json<Vec<ArchiveRun>>, ApiError> {
     require_admin(&data, &auth).await?;
-    Ok(axum::Json(data.db.archive_runs(RECENT_RUNS).await?))
+    let runs = data.db.archive_runs(RECENT_RUNS).await?;
+    Ok(axum::Json(runs.into_iter().map(Into::into).collect()))
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
-use tandem_db::ChatMessage;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
     ApiError, Data, Limits, Live,
+    api::ChatMessage,
     error::Problem,
     extract::{ApiJson, ApiPath, ApiQuery, Authenticated},
     validate,
@@ -75,10 +75,11 @@ pub async fn send(
         })
         .map_err(|m| ApiError::invalid("body", m))?;
     require_member(&data, id, user).await?;
-    let message = data
+    let message: ChatMessage = data
         .db
         .insert_message(Uuid::now_v7(), id, user, &body, data.clock.now())
-        .await?;
+        .await?
+        .into();
     let payload = serde_json::to_value(&message).map_err(anyhow::Error::from)?;
     let topic = format!("realtime:room:{id}");
     live.batcher.add(&topic, "messages", payload);
@@ -112,7 +113,7 @@ pub async fn history(
     let full = i64::try_from(messages.len()).unwrap_or(i64::MAX) == limit;
     let next_before = messages.last().filter(|_| full).map(|m| m.id);
     Ok(axum::Json(MessagePage {
-        messages,
+        messages: messages.into_iter().map(Into::into).collect(),
         next_before,
     }))
 }
@@ -124,7 +125,7 @@ async fn require_member(data: &Data, session: Uuid, user: Uuid) -> Result<(), Ap
     if members.iter().any(|m| m.user_id == user) {
         return Ok(());
     }
-    if data.db.study_session(session).await?.is_none() {
+    if data.db.room(session).await?.is_none() {
         return Err(ApiError::NotFound("study session"));
     }
     Err(ApiError::Forbidden(

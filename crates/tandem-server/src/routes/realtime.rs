@@ -93,7 +93,7 @@ pub async fn websocket(
         }),
         _ => None,
     };
-    let now = tandem_realtime::token::unix_now();
+    let now = live.tokens.now();
     // A token of an ended session is no credential: such a socket is a stranger.
     let token = (params.apikey.as_deref()).and_then(|t| live.tokens.claims(t, now));
     let has_token = match token {
@@ -245,7 +245,7 @@ async fn rest_user(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let apikey = headers.get("apikey").and_then(|v| v.to_str().ok());
-    let now = tandem_realtime::token::unix_now();
+    let now = live.tokens.now();
     for token in [bearer, apikey, params.apikey.as_deref()]
         .into_iter()
         .flatten()

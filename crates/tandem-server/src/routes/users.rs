@@ -6,12 +6,13 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use tandem_db::{AvailabilityWindow, Level, Profile, StudyStyle, User};
+use tandem_db::User;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     Accounts, ApiError, Data, Limits, Live, Media,
+    api::{AvailabilityWindow, Level, Profile, StudyStyle},
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
     reads,
@@ -37,14 +38,14 @@ pub struct Me {
 }
 
 impl Me {
-    fn new(user: User, profile: Profile) -> Self {
+    fn new(user: User, profile: tandem_db::Profile) -> Self {
         Self {
             admin: user.admin,
             id: user.id,
             email: user.email,
             display_name: user.display_name,
             created_at: user.created_at,
-            profile,
+            profile: profile.into(),
         }
     }
 
@@ -138,15 +139,17 @@ pub async fn update_me(
             subjects: patch.subjects,
             goals: patch.goals,
             timezone: patch.timezone,
-            availability: patch.availability,
+            availability: patch
+                .availability
+                .map(|windows| windows.into_iter().map(Into::into).collect()),
             bio: patch.bio,
             avatar_url: patch.avatar_url,
         },
         &mut errors,
     );
     errors.finish()?;
-    update.level = patch.level;
-    update.study_style = patch.study_style;
+    update.level = patch.level.map(|level| level.map(Into::into));
+    update.study_style = patch.study_style.map(|style| style.map(Into::into));
     let (user, profile) = data
         .db
         .update_profile(auth.user_id(), &update, data.clock.now())
@@ -210,6 +213,6 @@ pub async fn public_profile(
         id: user.id,
         display_name: user.display_name,
         created_at: user.created_at,
-        profile,
+        profile: profile.into(),
     }))
 }

@@ -1,14 +1,15 @@
-//! Study sessions: schedule, browse, join, leave, cancel.
+//! Study rooms (`/api/study-sessions`): schedule, browse, join, leave, cancel.
 
 use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use tandem_db::{JoinOutcome, Member, NewStudySession, StudySession};
+use tandem_db::{JoinOutcome, NewRoom};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     Analytics, ApiError, Data, Live,
+    api::{self, Member, Room},
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
     reads,
@@ -20,8 +21,9 @@ const MAX_UPCOMING_OWNED: i64 = 20;
 
 /// A session to schedule.
 #[derive(Deserialize, ToSchema)]
+#[schema(as = CreateStudySession)]
 #[serde(deny_unknown_fields)]
-pub struct CreateStudySession {
+pub struct NewRoomRequest {
     /// 1–100 characters.
     title: String,
     /// 1–60 characters.
@@ -39,23 +41,33 @@ pub struct CreateStudySession {
 
 /// A session with its members.
 #[derive(Serialize, ToSchema)]
-pub struct StudySessionDetail {
+#[schema(as = StudySessionDetail)]
+pub struct RoomDetail {
     /// The session.
     #[serde(flatten)]
-    pub session: StudySession,
+    pub session: Room,
     /// Who is in it.
     pub members: Vec<Member>,
 }
 
+impl RoomDetail {
+    fn new(session: tandem_db::Room, members: Vec<tandem_db::Member>) -> Self {
+        Self {
+            session: session.into(),
+            members: members.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// Schedules a session; its owner is its first member.
-#[utoipa::path(post, path = "/api/study-sessions", tag = "study-sessions", request_body = CreateStudySession,
-    responses((status = 201, body = StudySession), (status = 401, body = Problem),
+#[utoipa::path(post, path = "/api/study-sessions", tag = "study-sessions", request_body = NewRoomRequest,
+    responses((status = 201, body = Room), (status = 401, body = Problem),
         (status = 409, description = "Too many upcoming sessions", body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(data): State<Data>,
     auth: Authenticated,
-    ApiJson(req): ApiJson<CreateStudySession>,
-) -> Result<(StatusCode, axum::Json<StudySession>), ApiError> {
+    ApiJson(req): ApiJson<NewRoomRequest>,
+) -> Result<(StatusCode, axum::Json<Room>), ApiError> {
     let now = data.clock.now();
     let mut errors = Errors::default();
     let title = errors.check("title", validate::line(&req.title, 1, 100));
@@ -73,8 +85,8 @@ pub async fn create(
     let owner = auth.user_id();
     let session = data
         .db
-        .create_study_session(
-            &NewStudySession {
+        .create_room(
+            &NewRoom {
                 id: Uuid::now_v7(),
                 owner_id: owner,
                 title,
@@ -93,8 +105,8 @@ pub async fn create(
                 "You already run {MAX_UPCOMING_OWNED} upcoming sessions; cancel one first."
             ))
         })?;
-    reads::session_changed(&data, &[owner]).await;
-    Ok((StatusCode::CREATED, axum::Json(session)))
+    reads::room_changed(&data, &[owner]).await;
+    Ok((StatusCode::CREATED, axum::Json(session.into())))
 }
 
 /// Most seats a session (and so its video call) may have; the TURN
@@ -123,56 +135,57 @@ fn schedule_end(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), String> 
 
 /// Upcoming sessions anyone can join, soonest first.
 #[utoipa::path(get, path = "/api/study-sessions", tag = "study-sessions",
-    responses((status = 200, body = Vec<StudySession>), (status = 401, body = Problem)))]
+    responses((status = 200, body = Vec<Room>), (status = 401, body = Problem)))]
 pub async fn upcoming(
     State(data): State<Data>,
     _auth: Authenticated,
-) -> Result<axum::Json<Vec<StudySession>>, ApiError> {
-    Ok(axum::Json(reads::upcoming_sessions(&data).await?))
+) -> Result<axum::Json<Vec<Room>>, ApiError> {
+    Ok(axum::Json(api::rooms(reads::upcoming_rooms(&data).await?)))
 }
 
 /// Sessions I run or joined, latest first.
 #[utoipa::path(get, path = "/api/study-sessions/mine", tag = "study-sessions",
-    responses((status = 200, body = Vec<StudySession>), (status = 401, body = Problem)))]
+    responses((status = 200, body = Vec<Room>), (status = 401, body = Problem)))]
 pub async fn mine(
     State(data): State<Data>,
     auth: Authenticated,
-) -> Result<axum::Json<Vec<StudySession>>, ApiError> {
-    Ok(axum::Json(reads::my_sessions(&data, auth.user_id()).await?))
+) -> Result<axum::Json<Vec<Room>>, ApiError> {
+    let rooms = reads::my_rooms(&data, auth.user_id()).await?;
+    Ok(axum::Json(api::rooms(rooms)))
 }
 
 /// One session with its members.
 #[utoipa::path(get, path = "/api/study-sessions/{id}", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 200, body = StudySessionDetail), (status = 400, body = Problem),
+    responses((status = 200, body = RoomDetail), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn detail(
     State(data): State<Data>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+) -> Result<axum::Json<RoomDetail>, ApiError> {
     let (session, members) = data
         .read(auth.user_id(), |db| async move {
-            Ok((db.study_session(id).await?, db.members(id).await?))
+            Ok((db.room(id).await?, db.members(id).await?))
         })
         .await?;
     let session = session.ok_or(ApiError::NotFound("study session"))?;
-    Ok(axum::Json(StudySessionDetail { session, members }))
+    Ok(axum::Json(RoomDetail::new(session, members)))
 }
 
 /// Joins a session (idempotent).
 #[utoipa::path(post, path = "/api/study-sessions/{id}/join", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 404, body = Problem),
+    responses((status = 401, body = Problem), (status = 200, body = RoomDetail), (status = 404, body = Problem),
         (status = 409, description = "Full, cancelled or over", body = Problem)))]
 pub async fn join(
     State(data): State<Data>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+) -> Result<axum::Json<RoomDetail>, ApiError> {
     match data
         .db
-        .join_study_session(id, auth.user_id(), data.clock.now())
+        .join_room(id, auth.user_id(), data.clock.now())
         .await?
     {
         JoinOutcome::Joined | JoinOutcome::AlreadyMember => {}
@@ -190,7 +203,7 @@ pub async fn join(
 /// Leaves a session. Owners cancel instead.
 #[utoipa::path(post, path = "/api/study-sessions/{id}/leave", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 404, body = Problem),
+    responses((status = 401, body = Problem), (status = 200, body = RoomDetail), (status = 404, body = Problem),
         (status = 409, description = "Owners cannot leave", body = Problem)))]
 pub async fn leave(
     State(data): State<Data>,
@@ -198,7 +211,7 @@ pub async fn leave(
     State(analytics): State<Analytics>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+) -> Result<axum::Json<RoomDetail>, ApiError> {
     let session = find(&data, id).await?;
     if session.owner_id == auth.user_id() {
         return Err(ApiError::Conflict(
@@ -217,7 +230,7 @@ pub async fn leave(
         .into_iter()
         .find(|m| m.user_id == auth.user_id())
         .map(|m| m.joined_at);
-    if !data.db.leave_study_session(id, auth.user_id()).await? {
+    if !data.db.leave_room(id, auth.user_id()).await? {
         return Err(ApiError::NotFound("membership"));
     }
     super::realtime::guard::left_room(&live.hub, auth.user_id(), id);
@@ -240,13 +253,13 @@ pub async fn leave(
 /// Cancels a session (owner only).
 #[utoipa::path(post, path = "/api/study-sessions/{id}/cancel", tag = "study-sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 401, body = Problem), (status = 200, body = StudySessionDetail), (status = 403, body = Problem),
+    responses((status = 401, body = Problem), (status = 200, body = RoomDetail), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(
     State(data): State<Data>,
     auth: Authenticated,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+) -> Result<axum::Json<RoomDetail>, ApiError> {
     let session = find(&data, id).await?;
     if session.owner_id != auth.user_id() {
         return Err(ApiError::Forbidden("Only the owner can cancel a session."));
@@ -258,7 +271,7 @@ pub async fn cancel(
     }
     if !data
         .db
-        .cancel_study_session(id, auth.user_id(), data.clock.now())
+        .cancel_room(id, auth.user_id(), data.clock.now())
         .await?
     {
         return Err(ApiError::Conflict(
@@ -273,7 +286,7 @@ async fn changed(
     data: &Data,
     id: Uuid,
     former_members: &[Uuid],
-) -> Result<axum::Json<StudySessionDetail>, ApiError> {
+) -> Result<axum::Json<RoomDetail>, ApiError> {
     let session = find(data, id).await?;
     let members = data.db.members(id).await?;
     let affected: Vec<Uuid> = members
@@ -281,13 +294,13 @@ async fn changed(
         .map(|m| m.user_id)
         .chain(former_members.iter().copied())
         .collect();
-    reads::session_changed(data, &affected).await;
-    Ok(axum::Json(StudySessionDetail { session, members }))
+    reads::room_changed(data, &affected).await;
+    Ok(axum::Json(RoomDetail::new(session, members)))
 }
 
-async fn find(data: &Data, id: Uuid) -> Result<StudySession, ApiError> {
+async fn find(data: &Data, id: Uuid) -> Result<tandem_db::Room, ApiError> {
     data.db
-        .study_session(id)
+        .room(id)
         .await?
         .ok_or(ApiError::NotFound("study session"))
 }
