@@ -362,3 +362,40 @@ test('a student finds a study partner and asks the coach', async () => {
   await page.locator('.bubble.failed', { hasText: 'AI provider not configured' }).waitFor();
   await page.close();
 });
+
+test('a profile photo is shown at one of the sizes the server makes (TANDEM_IMAGE_SIZES)', async () => {
+  const sized = await startTandem({ TANDEM_IMAGE_SIZES: '72,144' });
+  const page = await browser.newPage();
+  try {
+    await page.goto(sized.url);
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    const signup = page.locator('#signup-form');
+    await signup.getByLabel('Your name').fill('Grace Hopper');
+    await signup.getByLabel('E-mail').fill(`e2e-photo-${Date.now()}@example.com`);
+    await signup.getByLabel('Password').fill('correct horse battery staple');
+    await signup.getByRole('button', { name: 'Sign up' }).click();
+    await page.getByRole('heading', { name: 'Hi, Grace Hopper' }).waitFor();
+
+    // A 200×200 PNG, drawn by the browser itself.
+    const png = await page.evaluate(async () => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 200;
+      canvas.height = 200;
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = '#3a6ea5';
+      ctx.fillRect(0, 0, 200, 200);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+      return [...new Uint8Array(await blob.arrayBuffer())];
+    });
+    await page.locator('#avatar-file').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: Buffer.from(png) });
+    await page.locator('#toast', { hasText: 'Photo updated' }).waitFor();
+    const img = page.locator('#avatar img');
+    await img.waitFor();
+    // Shown 64 px wide at a pixel ratio of 1: the smallest configured size that covers it.
+    assert.match(await img.getAttribute('src'), /^\/cdn-cgi\/image\/width=72,quality=75,format=auto\/uploads\/avatars\//);
+    await page.waitForFunction(() => document.querySelector('#avatar img')?.naturalWidth === 72);
+  } finally {
+    await page.close();
+    await sized.stop();
+  }
+});

@@ -15,38 +15,38 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Bytes;
 use sha2::{Digest, Sha256};
 
-/// The sources: (name, content type, text).
+/// A JavaScript module of `web/`.
+macro_rules! js {
+    ($name:literal) => {
+        (
+            $name,
+            "text/javascript; charset=utf-8",
+            include_str!(concat!("../web/", $name)),
+        )
+    };
+}
+
+/// The sources: (name, content type, text). Names may have one folder
+/// (`pages/`); imports between them are relative (`./x.js`, `../x.js`).
 const SOURCES: &[(&str, &str, &str)] = &[
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../web/app.js"),
-    ),
-    (
-        "jobs.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../web/jobs.js"),
-    ),
-    (
-        "call.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../web/call.js"),
-    ),
-    (
-        "api.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../web/api.js"),
-    ),
-    (
-        "analytics.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../web/analytics.js"),
-    ),
-    (
-        "images.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../web/images.js"),
-    ),
+    js!("app.js"),
+    js!("shell.js"),
+    js!("api.js"),
+    js!("analytics.js"),
+    js!("images.js"),
+    js!("jobs.js"),
+    js!("realtime.js"),
+    js!("times.js"),
+    js!("call.js"),
+    js!("pages/achievements.js"),
+    js!("pages/auth.js"),
+    js!("pages/coach.js"),
+    js!("pages/devices.js"),
+    js!("pages/partners.js"),
+    js!("pages/profile.js"),
+    js!("pages/queues.js"),
+    js!("pages/room.js"),
+    js!("pages/rooms.js"),
     (
         "style.css",
         "text/css; charset=utf-8",
@@ -239,13 +239,23 @@ pub fn bundle() -> &'static Bundle {
 }
 
 /// The HTML page with asset URLs under `prefix` (`""` for same-origin), and
-/// the prefix in a `<meta>` for the image loader.
-pub fn index_page(prefix: &str) -> Asset {
+/// for the image loader the prefix and the variant widths the server makes
+/// (`TANDEM_IMAGE_SIZES`) in `<meta>`s.
+pub fn index_page(prefix: &str, image_sizes: &[u32]) -> Asset {
     let bundle = bundle();
-    let mut html = INDEX.replace(
-        "<meta name=\"tandem-asset-prefix\" content=\"\">",
-        &format!("<meta name=\"tandem-asset-prefix\" content=\"{prefix}\">"),
-    );
+    let sizes: Vec<String> = image_sizes.iter().map(u32::to_string).collect();
+    let mut html = INDEX
+        .replace(
+            "<meta name=\"tandem-asset-prefix\" content=\"\">",
+            &format!("<meta name=\"tandem-asset-prefix\" content=\"{prefix}\">"),
+        )
+        .replace(
+            "<meta name=\"tandem-image-sizes\" content=\"\">",
+            &format!(
+                "<meta name=\"tandem-image-sizes\" content=\"{}\">",
+                sizes.join(",")
+            ),
+        );
     for (name, hashed) in &bundle.names {
         html = html.replace(
             &format!("\"/assets/{name}\""),
@@ -264,7 +274,7 @@ mod tests {
         let bundle = bundle();
         let app = &bundle.files[&bundle.names["app.js"]];
         let text = std::str::from_utf8(&app.identity).expect("utf-8");
-        for dep in ["api.js", "call.js", "jobs.js"] {
+        for dep in ["api.js", "shell.js", "pages/rooms.js"] {
             assert!(
                 text.contains(&format!("'./{}'", bundle.names[dep])),
                 "{dep}"
@@ -276,20 +286,37 @@ mod tests {
         );
     }
 
+    /// `target` (`./x.js`, `../x.js`) as seen from the file `from`.
+    fn resolve(from: &str, target: &str) -> String {
+        let mut path: Vec<&str> = from.split('/').collect();
+        path.pop();
+        for part in target.split('/') {
+            match part {
+                "." => {}
+                ".." => {
+                    path.pop();
+                }
+                part => path.push(part),
+            }
+        }
+        path.join("/")
+    }
+
     #[test]
     fn every_relative_import_resolves_to_a_bundled_file() {
         let bundle = bundle();
         for (name, asset) in &bundle.files {
             let text = String::from_utf8_lossy(&asset.identity);
-            for import in text.split("from './").skip(1) {
+            for import in text.split(" from '").skip(1) {
                 let target = import.split('\'').next().unwrap_or_default();
+                let file = resolve(name, target);
                 assert!(
-                    bundle.files.contains_key(target),
-                    "{name} imports ./{target}, which is not in the bundle"
+                    bundle.files.contains_key(&file),
+                    "{name} imports {target}, which is not a hashed file of the bundle"
                 );
             }
         }
-        let page = index_page("");
+        let page = index_page("", &[64]);
         let html = String::from_utf8_lossy(&page.identity);
         for reference in html.split("\"/assets/").skip(1) {
             let target = reference.split('"').next().unwrap_or_default();
@@ -301,12 +328,13 @@ mod tests {
     }
 
     #[test]
-    fn the_page_references_assets_under_the_prefix() {
-        let page = index_page("https://cdn.example.org");
+    fn the_page_references_assets_under_the_prefix_and_names_the_image_sizes() {
+        let page = index_page("https://cdn.example.org", &[64, 128]);
         let html = std::str::from_utf8(&page.identity).expect("utf-8");
         let app = &bundle().names["app.js"];
         assert!(html.contains(&format!("\"https://cdn.example.org/assets/{app}\"")));
         assert!(!html.contains("\"/assets/"), "every asset URL rewritten");
+        assert!(html.contains("<meta name=\"tandem-image-sizes\" content=\"64,128\">"));
     }
 
     #[test]

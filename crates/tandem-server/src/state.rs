@@ -210,6 +210,8 @@ impl App {
         shutdown: Shutdown,
         turn: bool,
     ) -> anyhow::Result<Self> {
+        // First: metric handles made before the recorder exists record nothing.
+        let metrics = telemetry::metrics_handle();
         let hub = Arc::new(crate::routes::realtime::guard::hub(&config));
         let backends = Backends::connect(&config, &clock, &hub, &shutdown).await?;
         let Backends {
@@ -264,7 +266,10 @@ impl App {
                 archiver: archiver_on(&config, db.clone(), archive, clock.clone()),
             },
             page: Page {
-                index: Arc::new(crate::assets::index_page(&config.http.asset_prefix)),
+                index: Arc::new(crate::assets::index_page(
+                    &config.http.asset_prefix,
+                    &config.images.sizes,
+                )),
                 csp: crate::routes::page_security_policy(&config.http.asset_prefix).into(),
             },
             data: Data {
@@ -273,7 +278,7 @@ impl App {
                 replicas: replicas.map(Arc::new),
                 clock,
             },
-            metrics: telemetry::metrics_handle(),
+            metrics,
             deployment,
             queue,
             ai: ai_client(&config)?,

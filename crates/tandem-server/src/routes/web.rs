@@ -20,11 +20,11 @@ use crate::{
 /// A year: hashed names never change content.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// `/` and `/assets/{file}`.
+/// `/` and `/assets/{file}` (`file` may be in a folder: `pages/rooms.<hash>.js`).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
-        .route("/assets/{file}", get(asset))
+        .route("/assets/{*file}", get(asset))
 }
 
 async fn index(State(page): State<Page>, headers: HeaderMap) -> Response {
