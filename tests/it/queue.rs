@@ -576,3 +576,40 @@ async fn killed_workers_lose_no_jobs(f: Fixture) {
     let counts = f.backend.counts(&f.queue).await.expect("counts");
     assert_eq!((counts.failed, counts.waiting, counts.delayed), (0, 0, 0));
 }
+
+/// The database engine's rules run on its clock, not the wall's: a job
+/// delayed by an hour stays delayed until the (manual) clock has moved that
+/// hour, then a worker runs it at once. (BullMQ keeps its own time in Redis.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_engine_runs_on_its_clock() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("queue.db");
+    let db = SqliteDatabase::open(&path, &Default::default())
+        .await
+        .expect("open sqlite");
+    db.migrate().await.expect("migrate");
+    let clock = Arc::new(tandem_core::ManualClock::new());
+    let queue = DatabaseQueue::new(Arc::new(db), Retention::default()).with_clock(clock.clone());
+    let f = Fixture {
+        backend: Arc::new(queue),
+        queue: "clocked".into(),
+        engine: Engine::Sqlite,
+        location: path.to_string_lossy().into_owned(),
+        _dir: Some(dir),
+    };
+    let job = NewJob {
+        options: JobOptions {
+            delay: Duration::from_secs(3600),
+            ..JobOptions::default()
+        },
+        ..NewJob::new("double", json!({ "n": 2 }))
+    };
+    let later = f.backend.add(&f.queue, job).await.expect("add");
+    let worker = spawn_worker(&f, concurrency(1), Arc::new(Doubler));
+    clock.advance(chrono::Duration::minutes(59));
+    assert_eq!(f.job(&later).await.state, JobState::Delayed);
+    clock.advance(chrono::Duration::minutes(1));
+    counts_reach(&f, 1, 0).await;
+    assert_eq!(f.job(&later).await.result, Some(json!({ "double": 4 })));
+    worker.stop().await;
+}

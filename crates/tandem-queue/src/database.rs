@@ -10,13 +10,13 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use async_trait::async_trait;
 use rand::RngCore;
 use serde_json::Value;
-use tandem_core::Shutdown;
+use tandem_core::{Clock, Shutdown, SystemClock};
 use tandem_db::{Database, JobLease, JobRecord, NewJobRecord};
 use tokio::{sync::Notify, task::JoinSet};
 
@@ -29,18 +29,27 @@ use crate::{
 /// Jobs in the database; see the module docs.
 pub struct DatabaseQueue {
     db: Arc<dyn Database>,
+    clock: Arc<dyn Clock>,
     retention: Retention,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl DatabaseQueue {
-    /// A queue engine on `db` (which must be migrated).
+    /// A queue engine on `db` (which must be migrated), on the system clock.
     pub fn new(db: Arc<dyn Database>, retention: Retention) -> Self {
         Self {
             db,
+            clock: Arc::new(SystemClock),
             retention,
             wakers: Mutex::default(),
         }
+    }
+
+    /// The same queue on `clock`: delays, backoff, leases and what counts
+    /// as due follow it (tests move a manual one instead of waiting).
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
     }
 
     fn waker(&self, queue: &str) -> Arc<Notify> {
@@ -49,10 +58,9 @@ impl DatabaseQueue {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// `clock`'s time in Unix milliseconds, as job rows store it.
+fn now_ms(clock: &dyn Clock) -> i64 {
+    clock.now().timestamp_millis()
 }
 
 fn millis(d: Duration) -> i64 {
@@ -90,7 +98,7 @@ impl QueueBackend for DatabaseQueue {
     }
 
     async fn add(&self, queue: &str, job: NewJob) -> Result<String, QueueError> {
-        let now = now_ms();
+        let now = now_ms(&*self.clock);
         let id = job
             .options
             .id
@@ -114,12 +122,12 @@ impl QueueBackend for DatabaseQueue {
     }
 
     async fn job(&self, queue: &str, id: &str) -> Result<Option<JobInfo>, QueueError> {
-        let now = now_ms();
+        let now = now_ms(&*self.clock);
         Ok(self.db.job(queue, id).await?.map(|r| info(r, now)))
     }
 
     async fn counts(&self, queue: &str) -> Result<JobCounts, QueueError> {
-        let c = self.db.job_counts(queue, now_ms()).await?;
+        let c = self.db.job_counts(queue, now_ms(&*self.clock)).await?;
         let n = |v: i64| v.max(0) as u64;
         Ok(JobCounts {
             waiting: n(c.waiting),
@@ -131,7 +139,7 @@ impl QueueBackend for DatabaseQueue {
     }
 
     async fn failed(&self, queue: &str, limit: usize) -> Result<Vec<JobInfo>, QueueError> {
-        let now = now_ms();
+        let now = now_ms(&*self.clock);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let records = self.db.failed_jobs(queue, limit).await?;
         Ok(records.into_iter().map(|r| info(r, now)).collect())
@@ -148,6 +156,7 @@ impl QueueBackend for DatabaseQueue {
         rand::rng().fill_bytes(&mut token);
         let worker = Worker {
             db: self.db.clone(),
+            clock: self.clock.clone(),
             queue: queue.to_owned(),
             token: token.iter().map(|b| format!("{b:02x}")).collect(),
             retention: self.retention,
@@ -162,6 +171,7 @@ impl QueueBackend for DatabaseQueue {
 /// One worker's loop over one queue.
 struct Worker {
     db: Arc<dyn Database>,
+    clock: Arc<dyn Clock>,
     queue: String,
     token: String,
     retention: Retention,
@@ -237,7 +247,7 @@ impl Worker {
     }
 
     async fn claim(&self, free: usize) -> Vec<JobRecord> {
-        let now = now_ms();
+        let now = now_ms(&*self.clock);
         let limit = i64::try_from(free).unwrap_or(i64::MAX);
         match (self.db)
             .claim_jobs(&self.queue, &self.token, now, now + self.lease, limit)
@@ -284,7 +294,7 @@ impl Worker {
     /// Writes outcomes: all completions in one statement, failures one by one.
     /// A write that fails leaves the job active; its lease expires and it runs again.
     async fn record(&self, finished: Vec<Finished>) {
-        let now = now_ms();
+        let now = now_ms(&*self.clock);
         let mut completed = Vec::new();
         for f in finished {
             match f.outcome {
@@ -323,7 +333,7 @@ impl Worker {
 
     /// Renews this worker's leases, recovers stalled jobs, applies retention.
     async fn upkeep(&self) {
-        let now = now_ms();
+        let now = now_ms(&*self.clock);
         if let Err(error) = (self.db)
             .extend_leases(&self.queue, &self.token, now + self.lease)
             .await

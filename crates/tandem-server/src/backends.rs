@@ -132,6 +132,8 @@ impl Backends {
                 Arc::new(DbSessionStore::new(db.clone())),
                 Arc::new(MemoryLimiter::new(100_000)),
                 Arc::new(LocalPresence),
+                // On wall time, as BullMQ and the AI provider's Retry-After
+                // are: the two queue engines stay interchangeable.
                 Arc::new(DatabaseQueue::new(db.clone(), Retention::default())),
             ),
         };
