@@ -1,28 +1,30 @@
 //! Tandem's data layer.
 //!
-//! Handlers talk to [`Database`], a set of small repository traits. There is
+//! Handlers talk to [`Database`], a set of small repository traits grouped
+//! by domain (`accounts`, `rooms`, `partners`, `jobs`, `analytics`), each
+//! module with its traits and their SQL. There is
 //! one implementation per engine — [`sqlite::SqliteDatabase`] for the embedded
 //! mode and [`postgres::PostgresDatabase`] for the distributed one — each with
 //! its own migrations under `migrations/`. [`connect`] picks one from the
 //! configured URL, once, at start-up.
 
+pub mod accounts;
 pub mod analytics;
+mod engine;
 pub mod jobs;
 pub mod models;
 pub mod partners;
 pub mod postgres;
 pub mod replicas;
+pub mod rooms;
 mod rows;
-mod shared;
-mod shared_rooms;
 pub mod sqlite;
 
 use std::{fmt, path::Path, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
+pub use accounts::{AuthSessionRepo, UserRepo};
 pub use analytics::{
     Activity, AnalyticsRepo, AnalyticsRow, AnalyticsTable, ArchiveObject, ArchiveRun, Json,
     PageView, Purge, StudyVisit, Week,
@@ -30,6 +32,7 @@ pub use analytics::{
 pub use jobs::{JobCountsRecord, JobLease, JobRecord, JobRepo, NewJobRecord, StalledSweep};
 pub use models::*;
 pub use partners::PartnerRepo;
+pub use rooms::{AchievementRepo, ChatRepo, ConfigRepo, RoomRepo};
 
 /// Errors from the data layer.
 #[derive(Debug, thiserror::Error)]
@@ -113,154 +116,6 @@ impl DbError {
             _ => None,
         }
     }
-}
-
-/// Accounts and study profiles.
-#[async_trait]
-pub trait UserRepo: Send + Sync {
-    /// Inserts a user and an empty profile. [`DbError::Conflict`] if the e-mail is taken.
-    async fn create_user(&self, user: &NewUser) -> Result<User, DbError>;
-    /// Looks a user up by id.
-    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, DbError>;
-    /// Login data for a normalized e-mail.
-    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
-    /// Login data for a user id (password change, account deletion).
-    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, DbError>;
-    /// Grants (`true`) or takes back the admin pages for the account with
-    /// this normalized e-mail; false if there is no such account.
-    async fn set_admin(&self, email: &str, admin: bool) -> Result<bool, DbError>;
-    /// The e-mail addresses of the accounts with the admin pages.
-    async fn admins(&self) -> Result<Vec<String>, DbError>;
-    /// Replaces the password hash.
-    async fn set_password_hash(
-        &self,
-        id: Uuid,
-        hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), DbError>;
-    /// Deletes the account and everything that cascades from it. False if absent.
-    async fn delete_user(&self, id: Uuid) -> Result<bool, DbError>;
-    /// A user with their study profile.
-    async fn profile(&self, id: Uuid) -> Result<Option<(User, Profile)>, DbError>;
-    /// Applies a partial update atomically and returns the new state.
-    async fn update_profile(
-        &self,
-        id: Uuid,
-        update: &ProfileUpdate,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(User, Profile)>, DbError>;
-}
-
-/// Login sessions, for deployments without Redis.
-#[async_trait]
-pub trait AuthSessionRepo: Send + Sync {
-    /// Stores a new session.
-    async fn insert_session(&self, session: &AuthSession) -> Result<(), DbError>;
-    /// Loads a session by its (hashed) id.
-    async fn session(&self, id: &str) -> Result<Option<AuthSession>, DbError>;
-    /// Records activity for the idle timeout.
-    async fn touch_session(&self, id: &str, at: DateTime<Utc>) -> Result<(), DbError>;
-    /// Deletes one session of `user_id`; false if there was no such session.
-    async fn delete_session(&self, user_id: Uuid, id: &str) -> Result<bool, DbError>;
-    /// Every stored session of a user, newest first.
-    async fn sessions_for_user(&self, user_id: Uuid) -> Result<Vec<AuthSession>, DbError>;
-    /// Deletes all of a user's sessions except `keep`; returns how many went.
-    async fn delete_sessions_for_user(
-        &self,
-        user_id: Uuid,
-        keep: Option<&str>,
-    ) -> Result<u64, DbError>;
-    /// Purges sessions past their absolute expiry or idle since `idle_before`.
-    async fn delete_expired_sessions(
-        &self,
-        now: DateTime<Utc>,
-        idle_before: DateTime<Utc>,
-    ) -> Result<u64, DbError>;
-}
-
-/// Study sessions (rooms) and their members.
-#[async_trait]
-pub trait RoomRepo: Send + Sync {
-    /// Creates a session with its owner as first member, unless the owner
-    /// already runs `max_upcoming` scheduled sessions not over at the
-    /// session's `created_at` (then `None`). Checked and inserted under a
-    /// lock on the owner, so concurrent requests cannot pass the limit.
-    async fn create_room(
-        &self,
-        session: &NewRoom,
-        max_upcoming: i64,
-    ) -> Result<Option<Room>, DbError>;
-    /// One session.
-    async fn room(&self, id: Uuid) -> Result<Option<Room>, DbError>;
-    /// Scheduled sessions not yet over, soonest first.
-    async fn upcoming_rooms(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Room>, DbError>;
-    /// Sessions `user_id` belongs to (any state), latest start first.
-    async fn rooms_of(&self, user_id: Uuid, limit: i64) -> Result<Vec<Room>, DbError>;
-    /// Members of a session, earliest first.
-    async fn members(&self, id: Uuid) -> Result<Vec<Member>, DbError>;
-    /// Joins atomically: never beyond capacity, never a closed session.
-    async fn join_room(
-        &self,
-        id: Uuid,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<JoinOutcome, DbError>;
-    /// Leaves (owners cannot leave, they cancel); false if not a member.
-    async fn leave_room(&self, id: Uuid, user_id: Uuid) -> Result<bool, DbError>;
-    /// Cancels a scheduled session of `owner_id`; false otherwise.
-    async fn cancel_room(
-        &self,
-        id: Uuid,
-        owner_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<bool, DbError>;
-}
-
-/// The achievement catalog and who earned what.
-#[async_trait]
-pub trait AchievementRepo: Send + Sync {
-    /// The whole catalog.
-    async fn achievements(&self) -> Result<Vec<Achievement>, DbError>;
-    /// `(achievement id, earned at)` for a user.
-    async fn earned_achievements(
-        &self,
-        user_id: Uuid,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, DbError>;
-    /// Awards once; false if already earned.
-    async fn award(
-        &self,
-        user_id: Uuid,
-        achievement_id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, DbError>;
-}
-
-/// Chat messages of study sessions.
-#[async_trait]
-pub trait ChatRepo: Send + Sync {
-    /// Stores a message; returns it with the author's name.
-    async fn insert_message(
-        &self,
-        id: Uuid,
-        session_id: Uuid,
-        user_id: Uuid,
-        body: &str,
-        at: DateTime<Utc>,
-    ) -> Result<ChatMessage, DbError>;
-    /// Up to `limit` messages older than `before` (newest first).
-    async fn messages(
-        &self,
-        session_id: Uuid,
-        before: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<ChatMessage>, DbError>;
-}
-
-/// Public app configuration.
-#[async_trait]
-pub trait ConfigRepo: Send + Sync {
-    /// The JSON value stored under `key`.
-    async fn config_value(&self, key: &str) -> Result<Option<serde_json::Value>, DbError>;
 }
 
 /// One database engine with every repository Tandem needs.

@@ -3,8 +3,9 @@
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
 use crate::{
-    ConnectOptions, DbError, analytics::impl_analytics_repo, jobs::impl_job_repo,
-    partners::impl_partner_repo, shared::impl_database, shared_rooms::impl_room_repos,
+    ConnectOptions, DbError, accounts::impl_account_repos, analytics::impl_analytics_repo,
+    engine::impl_database, jobs::impl_job_repo, partners::impl_partner_repo,
+    rooms::impl_room_repos,
 };
 
 /// A pooled PostgreSQL connection.
@@ -31,6 +32,7 @@ impl PostgresDatabase {
 }
 
 impl_database!(PostgresDatabase, "postgres", "./migrations/postgres");
+impl_account_repos!(PostgresDatabase);
 impl_room_repos!(PostgresDatabase);
 impl_job_repo!(PostgresDatabase, "FOR UPDATE SKIP LOCKED");
 impl_partner_repo!(PostgresDatabase);

@@ -8,8 +8,9 @@ use sqlx::{
 };
 
 use crate::{
-    ConnectOptions, DbError, analytics::impl_analytics_repo, jobs::impl_job_repo,
-    partners::impl_partner_repo, shared::impl_database, shared_rooms::impl_room_repos,
+    ConnectOptions, DbError, accounts::impl_account_repos, analytics::impl_analytics_repo,
+    engine::impl_database, jobs::impl_job_repo, partners::impl_partner_repo,
+    rooms::impl_room_repos,
 };
 
 /// SQLite in WAL mode with a busy timeout, so readers never block the writer
@@ -42,6 +43,7 @@ impl SqliteDatabase {
 }
 
 impl_database!(SqliteDatabase, "sqlite", "./migrations/sqlite");
+impl_account_repos!(SqliteDatabase);
 impl_room_repos!(SqliteDatabase);
 impl_job_repo!(SqliteDatabase, "");
 impl_partner_repo!(SqliteDatabase);

@@ -1,5 +1,97 @@
-//! Study sessions, achievements and app configuration: SQL shared by both
-//! engines (see `shared.rs` for why this works).
+//! Study rooms, their members and chat, achievements and public app
+//! configuration: the repository traits and their SQL, shared by both
+//! engines (see `engine.rs`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Achievement, ChatMessage, DbError, JoinOutcome, Member, NewRoom, Room};
+
+/// Study sessions (rooms) and their members.
+#[async_trait]
+pub trait RoomRepo: Send + Sync {
+    /// Creates a session with its owner as first member, unless the owner
+    /// already runs `max_upcoming` scheduled sessions not over at the
+    /// session's `created_at` (then `None`). Checked and inserted under a
+    /// lock on the owner, so concurrent requests cannot pass the limit.
+    async fn create_room(
+        &self,
+        session: &NewRoom,
+        max_upcoming: i64,
+    ) -> Result<Option<Room>, DbError>;
+    /// One session.
+    async fn room(&self, id: Uuid) -> Result<Option<Room>, DbError>;
+    /// Scheduled sessions not yet over, soonest first.
+    async fn upcoming_rooms(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Room>, DbError>;
+    /// Sessions `user_id` belongs to (any state), latest start first.
+    async fn rooms_of(&self, user_id: Uuid, limit: i64) -> Result<Vec<Room>, DbError>;
+    /// Members of a session, earliest first.
+    async fn members(&self, id: Uuid) -> Result<Vec<Member>, DbError>;
+    /// Joins atomically: never beyond capacity, never a closed session.
+    async fn join_room(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<JoinOutcome, DbError>;
+    /// Leaves (owners cannot leave, they cancel); false if not a member.
+    async fn leave_room(&self, id: Uuid, user_id: Uuid) -> Result<bool, DbError>;
+    /// Cancels a scheduled session of `owner_id`; false otherwise.
+    async fn cancel_room(
+        &self,
+        id: Uuid,
+        owner_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
+}
+
+/// The achievement catalog and who earned what.
+#[async_trait]
+pub trait AchievementRepo: Send + Sync {
+    /// The whole catalog.
+    async fn achievements(&self) -> Result<Vec<Achievement>, DbError>;
+    /// `(achievement id, earned at)` for a user.
+    async fn earned_achievements(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, DbError>;
+    /// Awards once; false if already earned.
+    async fn award(
+        &self,
+        user_id: Uuid,
+        achievement_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
+}
+
+/// Chat messages of study sessions.
+#[async_trait]
+pub trait ChatRepo: Send + Sync {
+    /// Stores a message; returns it with the author's name.
+    async fn insert_message(
+        &self,
+        id: Uuid,
+        session_id: Uuid,
+        user_id: Uuid,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ChatMessage, DbError>;
+    /// Up to `limit` messages older than `before` (newest first).
+    async fn messages(
+        &self,
+        session_id: Uuid,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ChatMessage>, DbError>;
+}
+
+/// Public app configuration.
+#[async_trait]
+pub trait ConfigRepo: Send + Sync {
+    /// The JSON value stored under `key`.
+    async fn config_value(&self, key: &str) -> Result<Option<serde_json::Value>, DbError>;
+}
 
 /// Implements [`crate::RoomRepo`], [`crate::AchievementRepo`] and
 /// [`crate::ConfigRepo`] for a struct with a `pool` field.

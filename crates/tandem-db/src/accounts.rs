@@ -1,31 +1,80 @@
-//! Queries whose SQL is the same on SQLite and PostgreSQL.
-//!
-//! Both engines accept `$n` placeholders, `RETURNING` and `ON CONFLICT`, and
-//! sqlx maps our column types (UUID/BLOB, TIMESTAMPTZ/TEXT, JSONB/TEXT) to the
-//! same Rust types, so each query is written once here and instantiated for
-//! both engines. Engine-specific SQL lives in `sqlite.rs` / `postgres.rs`.
+//! Accounts: users, their study profiles and (for deployments without
+//! Redis) their login sessions; the repository traits and their SQL, shared
+//! by both engines (see `engine.rs`).
 
-/// Implements [`crate::Database`] and its repositories for a struct with a
-/// `pool: sqlx::Pool<_>` field, named `$name`, migrated from `$migrations`.
-macro_rules! impl_database {
-    ($db:ty, $name:literal, $migrations:literal) => {
-        #[async_trait::async_trait]
-        impl $crate::Database for $db {
-            fn backend(&self) -> &'static str {
-                $name
-            }
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
-            async fn migrate(&self) -> Result<(), $crate::DbError> {
-                sqlx::migrate!($migrations).run(&self.pool).await?;
-                Ok(())
-            }
+use crate::{AuthSession, Credentials, DbError, NewUser, Profile, ProfileUpdate, User};
 
-            async fn ping(&self) -> Result<(), $crate::DbError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
-            }
-        }
+/// Accounts and study profiles.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Inserts a user and an empty profile. [`DbError::Conflict`] if the e-mail is taken.
+    async fn create_user(&self, user: &NewUser) -> Result<User, DbError>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, DbError>;
+    /// Login data for a normalized e-mail.
+    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
+    /// Login data for a user id (password change, account deletion).
+    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, DbError>;
+    /// Grants (`true`) or takes back the admin pages for the account with
+    /// this normalized e-mail; false if there is no such account.
+    async fn set_admin(&self, email: &str, admin: bool) -> Result<bool, DbError>;
+    /// The e-mail addresses of the accounts with the admin pages.
+    async fn admins(&self) -> Result<Vec<String>, DbError>;
+    /// Replaces the password hash.
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+    /// Deletes the account and everything that cascades from it. False if absent.
+    async fn delete_user(&self, id: Uuid) -> Result<bool, DbError>;
+    /// A user with their study profile.
+    async fn profile(&self, id: Uuid) -> Result<Option<(User, Profile)>, DbError>;
+    /// Applies a partial update atomically and returns the new state.
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        update: &ProfileUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Profile)>, DbError>;
+}
 
+/// Login sessions, for deployments without Redis.
+#[async_trait]
+pub trait AuthSessionRepo: Send + Sync {
+    /// Stores a new session.
+    async fn insert_session(&self, session: &AuthSession) -> Result<(), DbError>;
+    /// Loads a session by its (hashed) id.
+    async fn session(&self, id: &str) -> Result<Option<AuthSession>, DbError>;
+    /// Records activity for the idle timeout.
+    async fn touch_session(&self, id: &str, at: DateTime<Utc>) -> Result<(), DbError>;
+    /// Deletes one session of `user_id`; false if there was no such session.
+    async fn delete_session(&self, user_id: Uuid, id: &str) -> Result<bool, DbError>;
+    /// Every stored session of a user, newest first.
+    async fn sessions_for_user(&self, user_id: Uuid) -> Result<Vec<AuthSession>, DbError>;
+    /// Deletes all of a user's sessions except `keep`; returns how many went.
+    async fn delete_sessions_for_user(
+        &self,
+        user_id: Uuid,
+        keep: Option<&str>,
+    ) -> Result<u64, DbError>;
+    /// Purges sessions past their absolute expiry or idle since `idle_before`.
+    async fn delete_expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+    ) -> Result<u64, DbError>;
+}
+
+/// Implements [`UserRepo`] and [`AuthSessionRepo`] for a struct with a
+/// `pool` field.
+macro_rules! impl_account_repos {
+    ($db:ty) => {
         const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.created_at, u.is_admin";
         const PROFILE_SELECT: &str = "SELECT u.id, u.email, u.display_name, u.created_at, u.is_admin, \
              p.subjects, p.level, p.goals, p.study_style, p.timezone, p.availability, \
@@ -327,4 +376,4 @@ macro_rules! impl_database {
     };
 }
 
-pub(crate) use impl_database;
+pub(crate) use impl_account_repos;
