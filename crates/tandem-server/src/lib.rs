@@ -19,6 +19,7 @@ pub mod jobs;
 mod passwords;
 pub mod reads;
 pub mod replicas;
+pub mod rooms;
 pub mod routes;
 mod state;
 pub mod telemetry;

@@ -8,7 +8,7 @@ use tandem_core::{ExposeSecret, SecretString};
 use tandem_turn::server::{TurnConfig, TurnServer, detect_relay_ip};
 
 use crate::Config;
-use crate::routes::rooms::MAX_SEATS;
+use crate::rooms::MAX_SEATS;
 
 /// The transports of the embedded server's `turn:` URLs, each a TURN URL
 /// handed to browsers.
