@@ -118,15 +118,19 @@ async fn reads(app: &TestApp, target: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits (bounded) until the health check sees the replica as `usable`
-/// and, if given, replayed at least as far as the primary is now.
-async fn await_replica(state: &AppState, usable: bool, caught_up: bool) {
-    let set = &state
+fn replica_set(state: &AppState) -> &tandem_db::replicas::ReplicaSet {
+    &state
         .data
         .replicas
         .as_ref()
         .expect("replicas configured")
-        .set;
+        .set
+}
+
+/// Waits (bounded) until the health check sees the replica as `usable`
+/// and, if given, replayed at least as far as the primary is now.
+async fn await_replica(state: &AppState, usable: bool, caught_up: bool) {
+    let set = replica_set(state);
     let target = if caught_up {
         set.write_position().await.expect("primary position")
     } else {
@@ -194,12 +198,7 @@ async fn replicas_serve_reads_with_read_your_writes_and_survive_failures() {
     })
     .await;
     let state = app.state.clone();
-    let set = &state
-        .data
-        .replicas
-        .as_ref()
-        .expect("replicas configured")
-        .set;
+    let set = replica_set(&state);
 
     // A write on a replica connection fails loudly.
     let refused = set
