@@ -4,6 +4,7 @@
 //! from the [`Config`]), binds the listener (and the embedded TURN server's)
 //! and [`Server::run`] serves until the shared [`Shutdown`] fires.
 
+pub mod accounts;
 mod achievements;
 pub mod analytics;
 pub mod api;
@@ -33,9 +34,10 @@ use anyhow::Context;
 use tandem_core::{Clock, Shutdown};
 use tokio::net::TcpListener;
 
+pub use accounts::Accounts;
 pub use config::Config;
 pub use error::ApiError;
-pub use state::{Accounts, Analytics, App, AppState, Data, Limits, Live, Media, Page, archiver};
+pub use state::{Analytics, App, AppState, Data, Limits, Live, Media, Page, archiver};
 
 /// A bound, ready-to-run Tandem HTTP server.
 pub struct Server {

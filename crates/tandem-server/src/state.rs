@@ -4,6 +4,7 @@
 use std::{ops::Deref, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rand::RngCore;
 use tandem_ai::{AiClient, AiConfig};
@@ -15,13 +16,10 @@ use tandem_ratelimit::{Decision, Limit, MemoryLimiter, RateLimiter};
 use tandem_realtime::{batch::Batcher, hub::Hub, socket::PresenceView, token::TokenSigner};
 use tandem_sessions::Sessions;
 
-use axum::extract::FromRef;
-
 use crate::{
-    ApiError,
+    Accounts, ApiError,
     backends::Backends,
-    config::{AccountSettings, Config, Deployment},
-    passwords::Passwords,
+    config::{Config, Deployment},
     replicas::Replicas,
     telemetry,
 };
@@ -115,20 +113,6 @@ impl Limits {
     pub async fn reset(&self, key: &str) -> Result<(), ApiError> {
         Ok(self.shared.reset(key).await?)
     }
-}
-
-/// Login sessions, password hashing and the account settings (cookie,
-/// limits).
-#[derive(Clone)]
-pub struct Accounts {
-    /// Login sessions, in the database or in Redis.
-    pub sessions: Sessions,
-    /// Argon2id hashing, off the async threads.
-    pub passwords: Passwords,
-    /// The accounts section of the configuration.
-    pub settings: Arc<AccountSettings>,
-    /// Whether client addresses come from `X-Forwarded-For`.
-    pub trust_proxy: bool,
 }
 
 /// Realtime: this instance's hub, chat batching, presence across
@@ -236,17 +220,24 @@ impl App {
             true => crate::turn::start(&config).await?.map(Arc::new),
             false => None,
         };
+        let data = Data {
+            db: db.clone(),
+            cache,
+            replicas: replicas.map(Arc::new),
+            clock: clock.clone(),
+        };
+        let limits = Limits {
+            shared: limiter,
+            local: Arc::new(MemoryLimiter::new(100_000)),
+        };
         Ok(Self {
-            accounts: Accounts {
-                sessions: Sessions::new(sessions, config.accounts.session_policy(), clock.clone()),
-                passwords: Passwords::new(),
-                settings: Arc::new(config.accounts.clone()),
-                trust_proxy: config.http.trust_proxy,
-            },
-            limits: Limits {
-                shared: limiter,
-                local: Arc::new(MemoryLimiter::new(100_000)),
-            },
+            accounts: Accounts::new(
+                Sessions::new(sessions, config.accounts.session_policy(), clock.clone()),
+                config.accounts.clone(),
+                config.http.trust_proxy,
+                (data.clone(), limits.clone(), hub.clone()),
+            ),
+            limits,
             live: Live {
                 batcher: Batcher::new(hub.clone(), config.realtime.batch_window, 100),
                 hub,
@@ -272,12 +263,7 @@ impl App {
                 )),
                 csp: crate::routes::page_security_policy(&config.http.asset_prefix).into(),
             },
-            data: Data {
-                db,
-                cache,
-                replicas: replicas.map(Arc::new),
-                clock,
-            },
+            data,
             metrics,
             deployment,
             queue,

@@ -4,7 +4,12 @@
 //!
 //! [`LocalStore`] keeps objects as files under a folder (the embedded
 //! default), writing each through a temporary file and a rename so readers
-//! never see half an object. [`S3Store`] keeps them in an S3 bucket (AWS or
+//! never see half an object. It is not `object_store`'s `LocalFileSystem`,
+//! which has the same rename but never fsyncs (0.12's `local.rs` calls
+//! neither `sync_all` nor `sync_data`): the archiver purges analytics rows
+//! once their archive is written and read back, so a finished streamed
+//! write must be on disk, not only in the page cache, or a power loss could
+//! lose both copies. [`S3Store`] keeps them in an S3 bucket (AWS or
 //! any S3-compatible store via an endpoint override), through the
 //! `object_store` crate.
 

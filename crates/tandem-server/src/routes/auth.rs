@@ -1,28 +1,24 @@
 //! Sign-up, login, logout and password change.
 
-use std::time::Duration;
+//! The rules live in the accounts service ([`crate::accounts`]); these
+//! handlers translate HTTP to its calls and set or clear the cookie.
 
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode, header},
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use tandem_db::NewUser;
 use tandem_sessions::SessionToken;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::{
-    Accounts, ApiError, Data, Limits, Live, cookies,
+    Accounts, ApiError, Data,
+    accounts::SignUp,
+    cookies,
     error::Problem,
     extract::{ApiJson, Authenticated, ClientInfo, MaybeToken},
     routes::users::Me,
-    validate::{self, Errors, MAX_PASSWORD_BYTES},
 };
-
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-const REGISTER_WINDOW: Duration = Duration::from_secs(60 * 60);
 
 /// A new account.
 #[derive(Deserialize, ToSchema)]
@@ -67,43 +63,22 @@ pub struct ChangePasswordRequest {
         (status = 429, description = "Too many sign-ups from this address", body = Problem)))]
 pub async fn register(
     State(data): State<Data>,
-    State(limits): State<Limits>,
     State(accounts): State<Accounts>,
     client: ClientInfo,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, HeaderMap, axum::Json<Me>), ApiError> {
-    let key = format!("register:ip:{}", client.ip);
-    limits
-        .check(&key, accounts.settings.register_max_per_ip, REGISTER_WINDOW)
-        .await?;
-    let mut errors = Errors::default();
-    let email = errors.check("email", validate::email(&req.email));
-    let name = errors.check("display_name", validate::line(&req.display_name, 1, 50));
-    if let Some(email) = &email {
-        errors.check("password", validate::password(&req.password, email));
-    }
-    errors.finish()?;
-    let (Some(email), Some(display_name)) = (email, name) else {
-        return Err(ApiError::invalid("email", "missing"));
+    let asked = SignUp {
+        email: req.email,
+        password: req.password,
+        display_name: req.display_name,
     };
-    let password_hash = accounts.passwords.hash(req.password).await?;
-    let user = data
-        .db
-        .create_user(&NewUser {
-            id: Uuid::now_v7(),
-            email,
-            password_hash,
-            display_name,
-            created_at: data.clock.now(),
-        })
-        .await?;
-    tracing::info!(user_id = %user.id, "account created");
-    // The account is read back below (through the cache): from a replica
-    // that has it.
-    crate::reads::user_changed(&data, user.id).await;
-    let headers = start_session(&accounts, user.id, &client).await?;
-    let me = Me::load(&data, user.id).await?;
-    Ok((StatusCode::CREATED, headers, axum::Json(me)))
+    let (user, token) = accounts.register(asked, &client).await?;
+    let me = Me::load(&data, user).await?;
+    Ok((
+        StatusCode::CREATED,
+        session_cookie(&accounts, &token)?,
+        axum::Json(me),
+    ))
 }
 
 /// Logs in. Any existing session of this browser is ended and a new id issued.
@@ -114,51 +89,15 @@ pub async fn register(
         (status = 429, description = "Too many attempts", body = Problem)))]
 pub async fn login(
     State(data): State<Data>,
-    State(limits): State<Limits>,
     State(accounts): State<Accounts>,
-    State(live): State<Live>,
     client: ClientInfo,
     MaybeToken(previous): MaybeToken,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<(HeaderMap, axum::Json<Me>), ApiError> {
-    let ip_key = format!("login:ip:{}", client.ip);
-    limits
-        .check(&ip_key, accounts.settings.login_max_per_ip, LOGIN_WINDOW)
-        .await?;
-    // No stored address has control characters (sign-up refuses them), and
-    // PostgreSQL refuses NUL in text: answer as for any unknown account.
-    if req.password.len() > MAX_PASSWORD_BYTES
-        || req.email.len() > 320
-        || req.email.chars().any(char::is_control)
-    {
-        return Err(ApiError::InvalidCredentials);
-    }
-    let email = req.email.trim().to_lowercase();
-    // Failed guesses lock the (account, address) pair, not the account, so
-    // a stranger cannot lock the owner out (OWASP); an account-wide budget
-    // ten times larger still stops guessing spread over many addresses.
-    let account_key = account_limit_key(&email);
-    let pair_key = format!("{account_key}:ip:{}", client.ip);
-    let per_pair = accounts.settings.login_max_per_account;
-    limits.check(&pair_key, per_pair, LOGIN_WINDOW).await?;
-    limits
-        .check(&account_key, per_pair.saturating_mul(10), LOGIN_WINDOW)
-        .await?;
-    let credentials = data.db.credentials_by_email(&email).await?;
-    let user_id = credentials.as_ref().map(|c| c.user_id);
-    let valid = accounts
-        .passwords
-        .verify(req.password, credentials.map(|c| c.password_hash))
-        .await?;
-    let (true, Some(user_id)) = (valid, user_id) else {
-        metrics::counter!("tandem_logins_total", "result" => "failure").increment(1);
-        return Err(ApiError::InvalidCredentials);
-    };
-    limits.reset(&pair_key).await?;
-    end_session(&accounts, &live, previous).await?;
-    let headers = start_session(&accounts, user_id, &client).await?;
-    metrics::counter!("tandem_logins_total", "result" => "success").increment(1);
-    Ok((headers, axum::Json(Me::load(&data, user_id).await?)))
+    let credentials = (req.email.as_str(), req.password);
+    let (user, token) = accounts.login(credentials, &client, previous).await?;
+    let me = Me::load(&data, user).await?;
+    Ok((session_cookie(&accounts, &token)?, axum::Json(me)))
 }
 
 /// Ends this browser's session. Always succeeds and clears the cookie.
@@ -166,10 +105,9 @@ pub async fn login(
     responses((status = 204, description = "Logged out")))]
 pub async fn logout(
     State(accounts): State<Accounts>,
-    State(live): State<Live>,
     MaybeToken(token): MaybeToken,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
-    end_session(&accounts, &live, token).await?;
+    accounts.logout(token).await?;
     Ok((StatusCode::NO_CONTENT, clear_cookie(&accounts)))
 }
 
@@ -181,97 +119,23 @@ pub async fn logout(
         (status = 401, description = "Not logged in", body = Problem),
         (status = 422, description = "Current password wrong or new one too weak", body = Problem)))]
 pub async fn change_password(
-    State(data): State<Data>,
-    State(limits): State<Limits>,
     State(accounts): State<Accounts>,
-    State(live): State<Live>,
     auth: Authenticated,
     client: ClientInfo,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
-    let user_id = auth.user_id();
-    let parts = (&data, &limits, &accounts);
-    verify_password(parts, user_id, req.current_password, "current_password").await?;
-    let user = data
-        .db
-        .user_by_id(user_id)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
-    validate::password(&req.new_password, &user.email)
-        .map_err(|m| ApiError::invalid("new_password", m))?;
-    let hash = accounts.passwords.hash(req.new_password).await?;
-    data.db
-        .set_password_hash(user_id, &hash, data.clock.now())
-        .await?;
-    let revoked = accounts.sessions.revoke_all(user_id, None).await?;
-    super::realtime::guard::sessions_ended(&live.hub, user_id, None, None);
-    tracing::info!(%user_id, revoked, "password changed; sessions revoked");
-    let headers = start_session(&accounts, user_id, &client).await?;
-    Ok((StatusCode::NO_CONTENT, headers))
+    let passwords = (req.current_password, req.new_password);
+    let token = (accounts.change_password(auth.user_id(), passwords, &client)).await?;
+    Ok((StatusCode::NO_CONTENT, session_cookie(&accounts, &token)?))
 }
 
-/// Checks `password` against the user's; a mismatch is a 422 on `field`.
-/// Guesses share one budget per account (`TANDEM_LOGIN_MAX_PER_ACCOUNT` per
-/// 15 minutes) whatever asks: password change, account deletion.
-pub async fn verify_password(
-    (data, limits, accounts): (&Data, &Limits, &Accounts),
-    user_id: Uuid,
-    password: String,
-    field: &str,
-) -> Result<(), ApiError> {
-    let key = format!("password:user:{user_id}");
-    let max = accounts.settings.login_max_per_account;
-    limits.check(&key, max, LOGIN_WINDOW).await?;
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::invalid(field, "The password is incorrect."));
-    }
-    let hash = data
-        .db
-        .credentials_by_id(user_id)
-        .await?
-        .map(|c| c.password_hash);
-    if accounts.passwords.verify(password, hash).await? {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(field, "The password is incorrect."))
-    }
-}
-
-/// Ends the session `token` names, if it is live.
-async fn end_session(
-    accounts: &Accounts,
-    live: &Live,
-    token: Option<SessionToken>,
-) -> Result<(), ApiError> {
-    if let Some(token) = token
-        && let Some(session) = accounts.sessions.resolve(&token).await?
-    {
-        accounts.sessions.end(&session).await?;
-        let (user, id) = (session.user_id, Some(session.id.as_str()));
-        super::realtime::guard::sessions_ended(&live.hub, user, id, None);
-    }
-    Ok(())
-}
-
-/// Starts a session and returns the `Set-Cookie` header for it.
-async fn start_session(
-    accounts: &Accounts,
-    user_id: Uuid,
-    client: &ClientInfo,
-) -> Result<HeaderMap, ApiError> {
-    let (token, _) = accounts
-        .sessions
-        .start(
-            user_id,
-            client.user_agent.as_deref(),
-            Some(client.ip.to_string()),
-        )
-        .await?;
+/// The `Set-Cookie` header for a new session (and no caching of the answer).
+fn session_cookie(accounts: &Accounts, token: &SessionToken) -> Result<HeaderMap, ApiError> {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::SET_COOKIE,
         cookies::set(
-            &token,
+            token,
             accounts.settings.session_absolute_timeout,
             accounts.settings.cookie_secure,
         ),
@@ -291,11 +155,4 @@ pub fn clear_cookie(accounts: &Accounts) -> HeaderMap {
         cookies::clear(accounts.settings.cookie_secure),
     );
     headers
-}
-
-/// Rate-limit key for an account: hashed, so Redis never holds e-mail addresses.
-fn account_limit_key(email: &str) -> String {
-    let digest = Sha256::digest(email.as_bytes());
-    let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("login:account:{short}")
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    Accounts, ApiError, Live,
+    Accounts, ApiError,
     error::Problem,
     extract::{ApiPath, Authenticated},
     routes::auth::clear_cookie,
@@ -48,7 +48,7 @@ pub async fn list(
     State(accounts): State<Accounts>,
     auth: Authenticated,
 ) -> Result<axum::Json<Vec<DeviceSession>>, ApiError> {
-    let sessions = accounts.sessions.list(auth.user_id()).await?;
+    let sessions = accounts.devices(auth.user_id()).await?;
     let current = auth.session.id.as_str();
     Ok(axum::Json(
         sessions
@@ -71,15 +71,11 @@ pub async fn list(
     responses((status = 200, body = Revoked), (status = 401, body = Problem)))]
 pub async fn revoke_others(
     State(accounts): State<Accounts>,
-    State(live): State<Live>,
     auth: Authenticated,
 ) -> Result<axum::Json<Revoked>, ApiError> {
     let revoked = accounts
-        .sessions
-        .revoke_all(auth.user_id(), Some(&auth.session.id))
+        .log_out_others(auth.user_id(), &auth.session.id)
         .await?;
-    let keep = Some(auth.session.id.as_str());
-    super::realtime::guard::sessions_ended(&live.hub, auth.user_id(), None, keep);
     Ok(axum::Json(Revoked { revoked }))
 }
 
@@ -90,7 +86,6 @@ pub async fn revoke_others(
         (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke(
     State(accounts): State<Accounts>,
-    State(live): State<Live>,
     auth: Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
@@ -100,10 +95,9 @@ pub async fn revoke(
             "Session ids are 64 lower-case hexadecimal characters.".into(),
         ));
     }
-    if !accounts.sessions.revoke(auth.user_id(), &id).await? {
+    if !accounts.log_out_device(auth.user_id(), &id).await? {
         return Err(ApiError::NotFound("session"));
     }
-    super::realtime::guard::sessions_ended(&live.hub, auth.user_id(), Some(&id), None);
     let headers = if id == auth.session.id {
         clear_cookie(&accounts)
     } else {

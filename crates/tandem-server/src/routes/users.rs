@@ -11,12 +11,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    Accounts, ApiError, Data, Limits, Live, Media,
+    Accounts, ApiError, Data, Media,
     api::{AvailabilityWindow, Level, Profile, StudyStyle},
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
     reads,
-    routes::auth::{clear_cookie, verify_password},
+    routes::auth::clear_cookie,
     validate::{self, Errors, ProfileInput},
 };
 
@@ -164,35 +164,14 @@ pub async fn update_me(
     responses((status = 204, description = "Deleted; logged out everywhere"),
         (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn delete_me(
-    State(data): State<Data>,
-    State(limits): State<Limits>,
     State(accounts): State<Accounts>,
-    State(live): State<Live>,
     State(media): State<Media>,
     auth: Authenticated,
     ApiJson(req): ApiJson<DeleteAccountRequest>,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
-    let user_id = auth.user_id();
-    verify_password(
-        (&data, &limits, &accounts),
-        user_id,
-        req.password,
-        "password",
-    )
-    .await?;
-    accounts.sessions.revoke_all(user_id, None).await?;
-    super::realtime::guard::sessions_ended(&live.hub, user_id, None, None);
-    data.db.delete_user(user_id).await?;
-    reads::user_changed(&data, user_id).await;
-    // Their uploads stop being served (a CDN may keep a copy for a day).
-    if let Err(e) = media
-        .images
-        .delete_uploads(&format!("avatars/{user_id}"))
-        .await
-    {
-        tracing::error!(error = %e, %user_id, "could not delete a deleted account's uploads");
-    }
-    tracing::info!(%user_id, "account deleted");
+    accounts
+        .delete(auth.user_id(), req.password, &media)
+        .await?;
     Ok((StatusCode::NO_CONTENT, clear_cookie(&accounts)))
 }
 
