@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod images;
 pub mod jobs;
+pub mod partners;
 mod passwords;
 pub mod reads;
 pub mod replicas;

@@ -1,23 +1,18 @@
-//! Study partners: matching (queued, cached), partnering and blocking.
-
-use std::{sync::Arc, time::Duration};
+//! Study partners: matching (queued, cached), partnering and blocking. The
+//! rules live in the partners service ([`crate::partners`]).
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use tandem_matching::{MAX_LIMIT, Preferences};
-use tandem_queue::QueueBackend;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    ApiError, Data, Limits,
+    ApiError,
     error::Problem,
     extract::{ApiJson, ApiPath, Authenticated},
-    jobs::{
-        self,
-        matching::{Suggestion, cache_key, cache_tag},
-    },
+    jobs::matching::Suggestion,
+    partners::{Partners, Relation, Search},
 };
 
 /// What to search for; everything is optional.
@@ -95,9 +90,7 @@ fn preferences(input: PreferencesInput) -> Result<Preferences, ApiError> {
               (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
               (status = 429, body = Problem)))]
 pub async fn matching(
-    State(data): State<Data>,
-    State(limits): State<Limits>,
-    State(queue): State<Arc<dyn QueueBackend>>,
+    State(partners): State<Partners>,
     auth: Authenticated,
     ApiJson(request): ApiJson<MatchingRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -108,61 +101,24 @@ pub async fn matching(
         ));
     }
     let preferences = preferences(request.preferences)?;
-    if let Some(matches) = data.cache.get(&cache_key(me, &preferences)).await {
-        let body = MatchingResponse {
-            status: "completed",
-            matches: Some(matches),
-            job_id: None,
-        };
-        return Ok((StatusCode::OK, axum::Json(body)));
-    }
-    limits
-        .check(&format!("matching:{me}"), 30, Duration::from_secs(60))
-        .await?;
-    let mut job = Map::new();
-    job.insert(
-        "preferences".into(),
-        serde_json::to_value(&preferences).unwrap_or(Value::Null),
-    );
-    let (queue, name) = (queue.as_ref(), jobs::PARTNER_MATCHING);
-    let job_id = jobs::enqueue(queue, name, "find-partners", me, job).await?;
-    let body = MatchingResponse {
-        status: "processing",
-        matches: None,
-        job_id: Some(job_id),
-    };
-    Ok((StatusCode::ACCEPTED, axum::Json(body)))
-}
-
-enum Relation {
-    Partner,
-    Blocked,
-}
-
-/// Records how `me` relates to `other` (someone else who exists) and drops
-/// both students' cached matches.
-async fn relate(
-    data: &Data,
-    me: Uuid,
-    other: Uuid,
-    relation: Relation,
-) -> Result<StatusCode, ApiError> {
-    if other == me {
-        return Err(ApiError::invalid("id", "That is you."));
-    }
-    data.db
-        .user_by_id(other)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    let now = data.clock.now();
-    match relation {
-        Relation::Partner => data.db.add_partner(me, other, now).await?,
-        Relation::Blocked => data.db.block_partner(me, other, now).await?,
-    }
-    for user in [me, other] {
-        data.cache.invalidate_tag(&cache_tag(user)).await;
-    }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(match partners.search(me, preferences).await? {
+        Search::Found(matches) => {
+            let body = MatchingResponse {
+                status: "completed",
+                matches: Some(matches),
+                job_id: None,
+            };
+            (StatusCode::OK, axum::Json(body))
+        }
+        Search::Queued(job_id) => {
+            let body = MatchingResponse {
+                status: "processing",
+                matches: None,
+                job_id: Some(job_id),
+            };
+            (StatusCode::ACCEPTED, axum::Json(body))
+        }
+    })
 }
 
 /// Adds a study partner; they are no longer suggested to you (or you to them).
@@ -170,11 +126,13 @@ async fn relate(
     params(("id" = Uuid, Path, description = "The other student")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn add(
-    State(data): State<Data>,
+    State(partners): State<Partners>,
     auth: Authenticated,
     ApiPath(other): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    relate(&data, auth.user_id(), other, Relation::Partner).await
+    let relation = Relation::Partner;
+    partners.relate(auth.user_id(), other, relation).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Blocks a student: never suggested either way, and any partnership ends.
@@ -182,9 +140,11 @@ pub async fn add(
     params(("id" = Uuid, Path, description = "The student to block")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn block(
-    State(data): State<Data>,
+    State(partners): State<Partners>,
     auth: Authenticated,
     ApiPath(other): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    relate(&data, auth.user_id(), other, Relation::Blocked).await
+    let relation = Relation::Blocked;
+    partners.relate(auth.user_id(), other, relation).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
