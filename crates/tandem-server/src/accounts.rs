@@ -27,13 +27,25 @@ use crate::{
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 const REGISTER_WINDOW: Duration = Duration::from_secs(60 * 60);
 
-/// The accounts service: a handler's part, cloned from the [`crate::App`].
+/// The accounts service: a handler's part, cloned from the [`crate::App`]
+/// on every signed-in request (by the `Authenticated` extractor), so one
+/// `Arc` clone, not one per field.
 #[derive(Clone)]
-pub struct Accounts {
+pub struct Accounts(Arc<AccountsInner>);
+
+impl std::ops::Deref for Accounts {
+    type Target = AccountsInner;
+    fn deref(&self) -> &AccountsInner {
+        &self.0
+    }
+}
+
+/// What [`Accounts`] holds.
+pub struct AccountsInner {
     /// Login sessions, in the database or in Redis.
     pub sessions: Sessions,
     /// The accounts section of the configuration.
-    pub settings: Arc<AccountSettings>,
+    pub settings: AccountSettings,
     /// Whether client addresses come from `X-Forwarded-For`.
     pub trust_proxy: bool,
     passwords: Passwords,
@@ -60,15 +72,15 @@ impl Accounts {
         trust_proxy: bool,
         (data, limits, hub): (Data, Limits, Arc<Hub>),
     ) -> Self {
-        Self {
+        Self(Arc::new(AccountsInner {
             sessions,
-            settings: Arc::new(settings),
+            settings,
             trust_proxy,
             passwords: Passwords::new(),
             data,
             limits,
             hub,
-        }
+        }))
     }
 
     /// Creates an account (every field checked first) and logs it in.
