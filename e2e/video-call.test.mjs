@@ -96,6 +96,24 @@ async function sharedRoom(host, guest, stamp) {
   return id;
 }
 
+/** Both sides receive video over a relay-relay candidate pair, and it keeps coming. */
+async function relayedVideoFlows(t, host, guest) {
+  for (const [page, who] of [[host, 'host'], [guest, 'guest']]) {
+    let before = 0;
+    const seen = await until(`the ${who} receives video over a relay-relay pair`, async () => {
+      const s = await page.evaluate(callStats);
+      const relayed = s.local?.type === 'relay' && s.remote?.type === 'relay' && s.pairState === 'succeeded';
+      const growing = before > 0 && s.videoBytesReceived > before;
+      if (relayed && s.videoBytesReceived > 0 && !before) before = s.videoBytesReceived;
+      return { ...s, ok: relayed && growing };
+    });
+    t.diagnostic(`${who}: ${JSON.stringify(seen)}`);
+    assert.equal(seen.peers, 1);
+    assert.equal(seen.connectionState, 'connected');
+    assert.ok(seen.framesDecoded > 0, `${who} decoded no frames`);
+  }
+}
+
 /**
  * The promise: two students in one study room hold a video call whose media
  * goes only through the TURN server that Tandem hands out. `tandemEnv` is the
@@ -132,6 +150,7 @@ async function callThroughRelay(t, tandemEnv) {
   const guest = await guestContext.newPage();
   for (const page of [host, guest]) {
     page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') console.log(`[browser] ${m.text()}`); });
+    page.on('pageerror', (err) => console.log(`[browser] uncaught: ${err.stack || err}`));
     await page.goto(`/#/room/${id}`);
     await page.locator('#connection', { hasText: 'Live' }).waitFor();
   }
@@ -142,19 +161,15 @@ async function callThroughRelay(t, tandemEnv) {
   await tiles(host).filter({ hasText: 'You' }).waitFor();
 
   // Relay on both ends of the selected pair, and video arriving, still growing.
-  for (const [page, who] of [[host, 'host'], [guest, 'guest']]) {
-    let before = 0;
-    const seen = await until(`the ${who} receives video over a relay-relay pair`, async () => {
-      const s = await page.evaluate(callStats);
-      const relayed = s.local?.type === 'relay' && s.remote?.type === 'relay' && s.pairState === 'succeeded';
-      const growing = before > 0 && s.videoBytesReceived > before;
-      if (relayed && s.videoBytesReceived > 0 && !before) before = s.videoBytesReceived;
-      return { ...s, ok: relayed && growing };
-    });
-    t.diagnostic(`${who}: ${JSON.stringify(seen)}`);
-    assert.equal(seen.peers, 1);
-    assert.equal(seen.connectionState, 'connected');
-    assert.ok(seen.framesDecoded > 0, `${who} decoded no frames`);
+  try {
+    await relayedVideoFlows(t, host, guest);
+  } catch (err) {
+    // What each side's signalling did, to tell a lost message from a failed relay.
+    for (const [page, who] of [[host, 'host'], [guest, 'guest']]) {
+      const steps = await page.evaluate(() => window.tandemCall?.trace() ?? []).catch((e) => [String(e)]);
+      console.log(`[${who} call trace]\n  ${steps.join('\n  ')}`);
+    }
+    throw err;
   }
 
   // The camera button switches the outgoing video track off and on again.

@@ -264,9 +264,12 @@ async fn embedded_turn_and_coturn_relay_for_tandem_credentials_until_tampered_or
 
     // Tampered (a later expiry) and expired credentials: both servers refuse.
     let tampered = username.replacen(':', "0:", 1);
+    // Minted five hours ago: coturn checks them against the wall clock, the
+    // embedded server against Tandem's clock, which is back at now.
     app.clock.advance(chrono::Duration::hours(-5));
     let (expired, expired_password) =
         credentials(&student.get("/api/webrtc/ice-servers").await.body);
+    app.clock.advance(chrono::Duration::hours(5));
     for (name, user, pass) in [
         ("tampered", &tampered, &password),
         ("expired", &expired, &expired_password),

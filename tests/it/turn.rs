@@ -5,8 +5,10 @@
 //! crash nor wedge the server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tandem_core::{Clock, ManualClock};
 use tandem_turn::credentials;
 use tandem_turn::server::{TurnConfig, TurnServer};
 use tandem_turn::stun::{Attribute, Class, Message, MessageBuilder, Method};
@@ -193,6 +195,35 @@ async fn expired_tampered_and_badly_signed_credentials_are_refused() {
     let mut no_expiry = Client::with(&turn, "alice".into(), "x".into()).await;
     assert_eq!(error_code(&no_expiry.allocate().await), Some(401));
     assert_eq!(turn.allocations(), 1, "only the valid client got a relay");
+}
+
+/// Credential expiry and nonce lifetimes follow the server's clock (the one
+/// that mints credentials in `tandem serve`), here moved by hand.
+#[tokio::test]
+async fn credentials_and_nonces_expire_on_the_servers_clock() {
+    let clock = Arc::new(ManualClock::new());
+    let turn = server(|c| c.clock = clock.clone()).await;
+    let start = u64::try_from(clock.now().timestamp()).expect("after 1970");
+    let mut alice = Client::new(&turn, "alice", start + 60).await;
+    assert_eq!(alice.allocate().await.class, Class::Success);
+    assert_eq!(
+        alice.request(Method::Refresh, &[]).await.class,
+        Class::Success,
+        "a minute before her credentials expire, Alice refreshes"
+    );
+
+    // Ten minutes on: the nonce is stale (438, with a fresh one)...
+    clock.advance(chrono::Duration::seconds(601));
+    let stale = alice.request(Method::Refresh, &[]).await;
+    assert_eq!(error_code(&stale), Some(438));
+    alice.nonce = Some(nonce_of(&stale).expect("438 carries a fresh nonce"));
+    // ...and with the fresh nonce, the expired credentials are refused.
+    assert_eq!(
+        error_code(&alice.request(Method::Refresh, &[]).await),
+        Some(401)
+    );
+    let mut late = Client::new(&turn, "alice", start + 60).await;
+    assert_eq!(error_code(&late.allocate().await), Some(401));
 }
 
 #[tokio::test]
@@ -508,10 +539,13 @@ async fn the_default_user_quota_fits_a_relay_only_call_in_the_largest_room() {
     config.turn.listen = Some("127.0.0.1:0".parse().expect("addr"));
     config.turn.relay_ip = Some("127.0.0.1".parse().expect("ip"));
     config.turn.relay_ports = 41500..=41999;
-    let embedded = tandem_server::turn::start(&config)
-        .await
-        .expect("starts")
-        .expect("embedded TURN");
+    let embedded = tandem_server::turn::start(
+        &config,
+        &(Arc::new(tandem_core::SystemClock) as Arc<dyn Clock>),
+    )
+    .await
+    .expect("starts")
+    .expect("embedded TURN");
     let secret = tandem_core::ExposeSecret::expose_secret(&embedded.secret).to_owned();
     // 50 seats: 49 peer connections, each allocating on the UDP and the
     // TCP TURN URL. The old default (10) failed past about five people.

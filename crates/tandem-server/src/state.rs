@@ -217,7 +217,7 @@ impl App {
         .await
         .context("preparing analytics partitions")?;
         let turn = match turn {
-            true => crate::turn::start(&config).await?.map(Arc::new),
+            true => crate::turn::start(&config, &clock).await?.map(Arc::new),
             false => None,
         };
         let data = Data {

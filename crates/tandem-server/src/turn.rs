@@ -2,9 +2,11 @@
 //! server is configured: browsers get ephemeral credentials for it from
 //! `GET /api/webrtc/ice-servers`, so the one-machine default has relay video.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use rand::RngCore;
-use tandem_core::{ExposeSecret, SecretString};
+use tandem_core::{Clock, ExposeSecret, SecretString};
 use tandem_turn::server::{TurnConfig, TurnServer, detect_relay_ip};
 
 use crate::Config;
@@ -30,7 +32,11 @@ pub struct EmbeddedTurn {
 
 /// Starts the embedded server unless `TURN_SERVER_URL` names external ones
 /// or `TANDEM_TURN_LISTEN=off`.
-pub async fn start(config: &Config) -> anyhow::Result<Option<EmbeddedTurn>> {
+/// Credentials are checked against `clock`, the clock that mints them.
+pub async fn start(
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Option<EmbeddedTurn>> {
     let Some(listen) = config.turn.listen else {
         return Ok(None);
     };
@@ -62,6 +68,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Option<EmbeddedTurn>> {
         tcp_idle_timeout: config.turn.tcp_idle_timeout,
         tcp_max_per_ip: config.turn.tcp_max_per_ip as usize,
         tcp_max_connections: config.turn.tcp_max_connections as usize,
+        clock: clock.clone(),
         ..TurnConfig::new(secret.expose_secret().as_bytes().to_vec())
     };
     let server = TurnServer::start(turn).await.with_context(|| {

@@ -22,6 +22,10 @@ import { api } from './api.js';
 
 /** ICE candidates found within this long go out in one message. */
 const CANDIDATE_BATCH_MS = 50;
+/** Candidates kept from a peer before its offer or answer is applied. */
+const MAX_EARLY_CANDIDATES = 64;
+/** Signalling steps kept for `window.tandemCall.trace()`. */
+const TRACE_LENGTH = 200;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -62,10 +66,18 @@ export function createCall({ root, me, names, send, toast }) {
   let local = null;
   let config = null;
   let localTile = null;
-  /** call id → { id, user, name, pc, polite, makingOffer, ignoreOffer, queue, outbox, flush, tile } */
+  /** call id → { id, user, name, pc, polite, makingOffer, ignoreOffer, queue, early, outbox, flush, tile } */
   const peers = new Map();
+  /** The last signalling steps, for debugging a call that does not connect. */
+  const steps = [];
+
+  function trace(step) {
+    steps.push(`${(performance.now() / 1000).toFixed(3)} ${step}`);
+    if (steps.length > TRACE_LENGTH) steps.shift();
+  }
 
   function sendRtc(kind, fields = {}) {
+    if (kind !== 'candidates') trace(`> ${kind}${fields.to ? ` to ${peers.get(fields.to)?.name}` : ''}`);
     return send('broadcast', { type: 'broadcast', event: 'rtc',
       payload: { from: callId, user: me.id, name: me.display_name, kind, ...fields } });
   }
@@ -88,7 +100,7 @@ export function createCall({ root, me, names, send, toast }) {
       id: from, user, name, pc,
       // Either order works as long as both sides agree; the call id breaks a tie between two tabs of one student.
       polite: `${me.id}:${callId}` < `${user}:${from}`,
-      makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), outbox: [], flush: null,
+      makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), early: [], outbox: [], flush: null,
       tile: tile(name),
     };
     peers.set(from, peer);
@@ -107,6 +119,7 @@ export function createCall({ root, me, names, send, toast }) {
     });
     pc.addEventListener('icecandidate', ({ candidate }) => {
       if (!candidate) return;
+      if (!peer.outbox.length) trace(`candidates for ${name} (${candidate.type})`);
       peer.outbox.push(candidate.toJSON());
       peer.flush ??= setTimeout(() => {
         peer.flush = null;
@@ -118,7 +131,9 @@ export function createCall({ root, me, names, send, toast }) {
       if (streams[0]) video.srcObject = streams[0];
       else (video.srcObject ??= new MediaStream()).addTrack(track);
     });
+    pc.addEventListener('icegatheringstatechange', () => trace(`ICE gathering for ${name}: ${pc.iceGatheringState}`));
     pc.addEventListener('connectionstatechange', () => {
+      trace(`connection to ${name} ${pc.connectionState}`);
       peer.tile.li.dataset.state = pc.connectionState;
       if (pc.connectionState === 'failed') pc.restartIce();
       drawStatus();
@@ -127,26 +142,40 @@ export function createCall({ root, me, names, send, toast }) {
     return peer;
   }
 
+  /**
+   * Adds the peer's ICE candidates. A candidate from an offer that was rolled
+   * back or ignored in a collision no longer matches (different ICE
+   * credentials) and fails harmlessly, so failures are only traced.
+   */
+  async function addCandidates(peer, candidates) {
+    for (const candidate of candidates) {
+      try {
+        await peer.pc.addIceCandidate(candidate);
+      } catch (err) {
+        trace(`candidate from ${peer.name} not used: ${err.message}`);
+      }
+    }
+  }
+
   /** One peer's messages, handled strictly in order. */
   async function handle(peer, m) {
     const { pc } = peer;
+    trace(`< ${m.kind} from ${peer.name} (${pc.signalingState})`);
     if (m.kind === 'offer' || m.kind === 'answer') {
       const collision = m.kind === 'offer' && (peer.makingOffer || pc.signalingState !== 'stable');
       peer.ignoreOffer = !peer.polite && collision;
-      if (peer.ignoreOffer) return;
+      if (peer.ignoreOffer) return trace(`offer from ${peer.name} ignored: ours goes first`);
       await pc.setRemoteDescription({ type: m.kind, sdp: String(m.sdp) });
       if (m.kind === 'offer') {
         await pc.setLocalDescription();
         sendRtc('answer', { to: peer.id, sdp: pc.localDescription.sdp });
       }
+      // Candidates that came before any description: the peer may keep its
+      // ICE credentials across a rolled-back offer, so they can still be good.
+      await addCandidates(peer, peer.early.splice(0));
     } else if (m.kind === 'candidates' && Array.isArray(m.candidates)) {
-      for (const candidate of m.candidates) {
-        try {
-          await pc.addIceCandidate(candidate);
-        } catch (err) {
-          if (!peer.ignoreOffer) throw err; // candidates of an offer we ignored are expected to fail
-        }
-      }
+      if (pc.remoteDescription) await addCandidates(peer, m.candidates);
+      else peer.early.push(...m.candidates.slice(0, MAX_EARLY_CANDIDATES - peer.early.length));
     }
   }
 
@@ -166,12 +195,14 @@ export function createCall({ root, me, names, send, toast }) {
 
   /** `m.user` is the sender the server stamped (the room page sets it), never the payload's claim. */
   function signal(m) {
-    if (!callId || !m || typeof m !== 'object' || typeof m.from !== 'string' || typeof m.user !== 'string') return;
+    if (!callId) return trace(`< ${m?.kind} before joining the call`);
+    if (!m || typeof m !== 'object' || typeof m.from !== 'string' || typeof m.user !== 'string') return;
     if (m.from === callId || (m.to !== undefined && m.to !== callId)) return;
     // A call id belongs to the member who announced it: no one else may speak for it (e.g. a forged bye).
     const known = peers.get(m.from);
     if (known && known.user !== m.user) return;
     const name = names.get(m.user) || String(m.name || 'Someone');
+    if (m.kind === 'hello' || m.kind === 'bye') trace(`< ${m.kind} from ${name}`);
     if (m.kind === 'hello') {
       // A known participant saying hello again has lost its connections (it rejoined the channel): start afresh.
       drop(m.from);
@@ -225,6 +256,7 @@ export function createCall({ root, me, names, send, toast }) {
       return;
     }
     callId = crypto.randomUUID();
+    trace(`joined as ${callId} (${config.iceTransportPolicy}, ${config.iceServers.length} ICE servers)`);
     localTile = tile('You', { local: true });
     localTile.video.srcObject = local;
     grid.prepend(localTile.li);
@@ -275,7 +307,11 @@ export function createCall({ root, me, names, send, toast }) {
   drawStatus();
 
   // Read-only view for tests and debugging: the live connections and the local stream.
-  window.tandemCall = Object.freeze({ peers: () => [...peers.values()].map((p) => p.pc), localStream: () => local });
+  window.tandemCall = Object.freeze({
+    peers: () => [...peers.values()].map((p) => p.pc),
+    localStream: () => local,
+    trace: () => [...steps],
+  });
 
   return {
     signal,

@@ -21,6 +21,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tandem_core::{Clock, SystemClock};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
@@ -70,6 +71,9 @@ pub struct TurnConfig {
     /// TCP connections the server holds at most; when full, the oldest
     /// one that has not authenticated makes room for a newcomer.
     pub tcp_max_connections: usize,
+    /// What credential expiry and nonce lifetimes are checked against (the
+    /// clock that minted the credentials, so tests can move it).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for TurnConfig {
@@ -115,6 +119,7 @@ impl TurnConfig {
             tcp_idle_timeout: Duration::from_secs(30),
             tcp_max_per_ip: 128,
             tcp_max_connections: 2000,
+            clock: Arc::new(SystemClock),
         }
     }
 }

@@ -8,7 +8,7 @@ mod relay;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge};
 
@@ -105,12 +105,6 @@ impl Reply {
         b.build(self.key.as_ref().map(|k| &k[..]), request.has_fingerprint())
             .unwrap_or_default()
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The shared state of one TURN server.
@@ -320,7 +314,8 @@ impl Server {
         message: &Message,
         client: ClientKey,
     ) -> Result<Auth, Reply> {
-        let now = unix_now();
+        // Credentials and nonces carry Unix times; the configured clock reads them.
+        let now = u64::try_from(self.config.clock.now().timestamp()).unwrap_or(0);
         let challenge = |code, reason: &str| {
             Reply::error(code, reason, None)
                 .with(Attribute::Realm(self.config.realm.clone()))
